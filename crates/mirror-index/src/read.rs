@@ -1,0 +1,112 @@
+//! Reading many index files on all cores while handing them to the caller in a stable order.
+
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+
+use crate::{Error, IndexFile};
+
+/// Options for reading many index files.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Worker threads for loading and parsing; 0 means one per available core.
+    pub threads: usize,
+}
+
+impl ReadOptions {
+    /// Options with `threads` workers (0: one per core).
+    pub fn with_threads(threads: usize) -> Self {
+        ReadOptions { threads }
+    }
+}
+
+/// What a read went through.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadStats {
+    /// Index files read.
+    pub files: usize,
+    /// Valid entries handed out.
+    pub entries: usize,
+    /// Lines skipped as bad.
+    pub bad_lines: usize,
+    /// Bytes of index files read.
+    pub bytes: u64,
+    /// Crates asked for by name that have no index file.
+    pub not_found: Vec<String>,
+}
+
+/// Files loaded and parsed per batch. Large enough to keep both cores busy, small enough that a
+/// batch of crates.io-sized files stays within a few MB.
+const BATCH: usize = 512;
+
+/// Loads and parses `items` (index path plus whatever `load` needs to find the bytes) on a worker
+/// pool and calls `sink` for each file in the order of `items`. `init` makes each worker's private
+/// state (a thread-local repository handle, say). `load` returns `None` for a file that is gone.
+pub(crate) fn read_ordered<L, S>(
+    items: Vec<(String, L)>,
+    options: &ReadOptions,
+    init: impl Fn() -> S + Sync,
+    load: impl Fn(&mut S, &str, &L) -> Result<Option<Vec<u8>>, Error> + Sync,
+    sink: &mut dyn FnMut(IndexFile),
+) -> Result<ReadStats, Error>
+where
+    L: Sync,
+{
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("index-read-{i}"))
+        .build()
+        .map_err(|e| Error::Io {
+            action: "starting index reader threads",
+            path: Default::default(),
+            source: std::io::Error::other(e),
+        })?;
+    let mut stats = ReadStats::default();
+    let (tx, rx) = mpsc::sync_channel::<Result<Vec<(Option<IndexFile>, String, u64)>, Error>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for batch in items.chunks(BATCH) {
+                let parsed = pool.install(|| {
+                    batch
+                        .par_iter()
+                        .map_init(&init, |state, (path, locator)| {
+                            let bytes = load(state, path, locator)?;
+                            Ok(match bytes {
+                                Some(data) => {
+                                    let len = data.len() as u64;
+                                    (Some(IndexFile::parse(path, &data)), path.clone(), len)
+                                }
+                                None => (None, path.clone(), 0),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, Error>>()
+                });
+                let failed = parsed.is_err();
+                if tx.send(parsed).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for batch in rx {
+            for (file, path, len) in batch? {
+                match file {
+                    Some(file) => {
+                        stats.files += 1;
+                        stats.bytes += len;
+                        stats.entries += file.entries.len();
+                        stats.bad_lines += file.problems.len();
+                        sink(file);
+                    }
+                    None => stats.not_found.push(path),
+                }
+            }
+        }
+        Ok(stats)
+    })
+}
