@@ -1,1 +1,42 @@
-fn main() {}
+//! Project automation: `cargo xtask ci`, `fixtures`, `bench`.
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask is a command-line tool")]
+
+mod bench;
+mod ci;
+mod fixtures;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "mirror-cli project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Everything CI checks: formatting, clippy, the whole test suite.
+    Ci(ci::Args),
+    /// Build test registries (real crates, crates.io-scale synthetic), or check they are current.
+    Fixtures(fixtures::Args),
+    /// Run benchmarks and rewrite docs/benchmarks.md.
+    Bench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Ci(args) => ci::run(args),
+        Command::Fixtures(args) => fixtures::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}

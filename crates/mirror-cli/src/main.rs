@@ -1,1 +1,3 @@
+//! `mirror-cli`: mirror, verify and serve a Cargo registry.
+
 fn main() {}
