@@ -13,8 +13,22 @@ pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let steps: [&[&str]; 3] = [
         &["fmt", "--all", "--check"],
-        &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
-        &["nextest", "run", "--workspace", "--locked", "--no-fail-fast"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ],
     ];
     for step in steps {
         eprintln!("==> cargo {}", step.join(" "));

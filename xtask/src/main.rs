@@ -1,6 +1,10 @@
 //! Project automation: `cargo xtask ci`, `fixtures`, `bench`.
 
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "xtask is a command-line tool")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "xtask is a command-line tool"
+)]
 
 mod bench;
 mod ci;

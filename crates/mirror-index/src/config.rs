@@ -74,7 +74,10 @@ impl DlTemplate {
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
             return Err(invalid("only http:// and https:// URLs are supported"));
         }
-        if dl.chars().any(|c| c.is_ascii_control() || c.is_whitespace()) {
+        if dl
+            .chars()
+            .any(|c| c.is_ascii_control() || c.is_whitespace())
+        {
             return Err(invalid("contains whitespace or control characters"));
         }
         Ok(DlTemplate {

@@ -110,6 +110,10 @@ impl IndexEntry {
             return Err(LineErrorKind::TooLong(line.len()));
         }
         let text = std::str::from_utf8(line).map_err(|_| LineErrorKind::Utf8)?;
+        // serde would also take a JSON array for a struct; an index line is always an object.
+        if !text.trim_start().starts_with('{') {
+            return Err(LineErrorKind::Json("expected a JSON object".into()));
+        }
         let light: Light<'_> =
             serde_json::from_str(text).map_err(|e| LineErrorKind::Json(e.to_string()))?;
         let name = CrateName::new(&light.name).map_err(|e| match e {

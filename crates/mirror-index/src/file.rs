@@ -35,7 +35,7 @@ pub struct IndexFile {
 
 impl IndexFile {
     /// Splits `data` into lines and parses each. Blank lines are ignored; bad lines are reported in
-    /// `problems` and skipped; a version that appears twice keeps its first line. When `path` is a
+    /// `problems` and skipped; a version that appears twice (for the same crate) keeps its first line. When `path` is a
     /// proper index path, lines naming a crate that belongs elsewhere are skipped too.
     pub fn parse(path: &str, data: &[u8]) -> IndexFile {
         let expected = path::name_of_index_path(path);
@@ -61,7 +61,10 @@ impl IndexFile {
                         file.problems.push(problem(LineErrorKind::WrongFile {
                             name: entry.name().to_string(),
                         }));
-                    } else if !seen.insert(entry.vers().as_str().to_owned()) {
+                    } else if !seen.insert((
+                        entry.name().to_lowercase(),
+                        entry.vers().as_str().to_owned(),
+                    )) {
                         file.problems.push(problem(LineErrorKind::DuplicateVersion {
                             version: entry.vers().to_string(),
                         }));

@@ -33,7 +33,7 @@ pub struct ReadStats {
     pub bad_lines: usize,
     /// Bytes of index files read.
     pub bytes: u64,
-    /// Crates asked for by name that have no index file.
+    /// Index paths of the crates asked for by name that have no index file.
     pub not_found: Vec<String>,
 }
 
@@ -69,13 +69,15 @@ where
         })?;
     let mut stats = ReadStats::default();
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<(Option<IndexFile>, String, u64)>, Error>>(2);
+    let (pool, init, load, items) = (&pool, &init, &load, &items);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
+        // The producer owns `tx`, so the consumer's loop ends when the producer is done.
+        scope.spawn(move || {
             for batch in items.chunks(BATCH) {
                 let parsed = pool.install(|| {
                     batch
                         .par_iter()
-                        .map_init(&init, |state, (path, locator)| {
+                        .map_init(init, |state, (path, locator)| {
                             let bytes = load(state, path, locator)?;
                             Ok(match bytes {
                                 Some(data) => {

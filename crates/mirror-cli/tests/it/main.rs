@@ -1,0 +1,27 @@
+//! End-to-end tests of the `mirror-cli` binary.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod list;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `mirror-cli` with `args`, its git cache in `cache`, and no user config leaking in.
+pub(crate) fn run(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mirror-cli"))
+        .args(args)
+        .env("MIRROR_CLI_CACHE_DIR", cache)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", cache)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+pub(crate) fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+pub(crate) fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the testkit: fixture builders, git helpers, the registry server.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests"
+)]
+
+mod git;
+mod real;
+mod sparse;
+mod synthetic;
