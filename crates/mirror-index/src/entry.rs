@@ -1,6 +1,5 @@
 //! One index line: the cheap view (`IndexEntry`) and the full Cargo schema (`IndexRecord`).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -27,18 +26,6 @@ pub struct IndexEntry {
     cksum: Checksum,
     yanked: bool,
     raw: Box<[u8]>,
-}
-
-#[derive(Deserialize)]
-struct Light<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    #[serde(borrow)]
-    vers: Cow<'a, str>,
-    #[serde(borrow)]
-    cksum: Cow<'a, str>,
-    #[serde(default)]
-    yanked: Option<bool>,
 }
 
 /// Why one index line was skipped.
@@ -110,12 +97,7 @@ impl IndexEntry {
             return Err(LineErrorKind::TooLong(line.len()));
         }
         let text = std::str::from_utf8(line).map_err(|_| LineErrorKind::Utf8)?;
-        // serde would also take a JSON array for a struct; an index line is always an object.
-        if !text.trim_start().starts_with('{') {
-            return Err(LineErrorKind::Json("expected a JSON object".into()));
-        }
-        let light: Light<'_> =
-            serde_json::from_str(text).map_err(|e| LineErrorKind::Json(e.to_string()))?;
+        let light = crate::scan::scan(text).map_err(LineErrorKind::Json)?;
         let name = CrateName::new(&light.name).map_err(|e| match e {
             crate::Error::InvalidName { reason, .. } => LineErrorKind::Name {
                 name: clip(&light.name),

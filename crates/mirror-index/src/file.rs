@@ -44,7 +44,11 @@ impl IndexFile {
             ..IndexFile::default()
         };
         let mut seen = HashSet::new();
-        for (i, line) in data.split(|b| *b == b'\n').enumerate() {
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+        for (i, end) in ends.enumerate() {
+            let line = &data[start..end];
+            start = end + 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -61,10 +65,7 @@ impl IndexFile {
                         file.problems.push(problem(LineErrorKind::WrongFile {
                             name: entry.name().to_string(),
                         }));
-                    } else if !seen.insert((
-                        entry.name().to_lowercase(),
-                        entry.vers().as_str().to_owned(),
-                    )) {
+                    } else if !seen.insert(key(&entry)) && is_duplicate(&file.entries, &entry) {
                         file.problems.push(problem(LineErrorKind::DuplicateVersion {
                             version: entry.vers().to_string(),
                         }));
@@ -74,9 +75,38 @@ impl IndexFile {
                 }
                 Err(kind) => file.problems.push(problem(kind)),
             }
+            if start > data.len() {
+                break;
+            }
         }
         file
     }
+}
+
+/// A hash of the crate (case-insensitively) and version, to find duplicates without keeping
+/// copies of the strings. FNV-1a: short keys, no need for DoS resistance since a collision only
+/// costs a linear confirmation.
+fn key(entry: &IndexEntry) -> u64 {
+    let name = entry
+        .name()
+        .as_str()
+        .bytes()
+        .map(|b| b.to_ascii_lowercase());
+    name.chain([0])
+        .chain(entry.vers().as_str().bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+/// Whether `entries` already hold this crate and version: the confirmation of a hash match.
+fn is_duplicate(entries: &[IndexEntry], entry: &IndexEntry) -> bool {
+    entries.iter().any(|e| {
+        e.vers().as_str() == entry.vers().as_str()
+            && e.name()
+                .as_str()
+                .eq_ignore_ascii_case(entry.name().as_str())
+    })
 }
 
 impl fmt::Display for IndexFile {

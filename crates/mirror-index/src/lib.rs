@@ -24,6 +24,7 @@ mod git;
 mod name;
 mod path;
 mod read;
+mod scan;
 mod source;
 mod sparse;
 mod version;

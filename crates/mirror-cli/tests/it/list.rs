@@ -146,7 +146,7 @@ fn hostile_lines_are_reported_and_the_listing_goes_on() {
     ");
     insta::assert_snapshot!(stderr(&out), @r#"
     warning: skipped 3/e/evi:2: invalid crate name "../../../etc": name contains a dot
-    warning: skipped 3/e/evi:3: invalid JSON: expected a JSON object
+    warning: skipped 3/e/evi:3: invalid JSON: expected a JSON object at column 1
     warning: skipped se/rd/serde:1: invalid version "1.0.0/../..": unexpected character '/' after patch version number
     4 versions of 2 crates (1 yanked) from 3 index files; 3 bad lines skipped
     "#);

@@ -64,7 +64,7 @@ fn reads_index_files_and_skips_the_rest() {
     1/a a 0.2.0+x
     2/ab AB 1.0.0
     3/a/abc abc 1.0.0
-    problem 3/a/abc:2: invalid JSON: expected a JSON object
+    problem 3/a/abc:2: invalid JSON: expected a JSON object at column 1
     se/rd/serde serde 1.0.0
     problem se/rd/misplaced:0: not an index file: its path does not match the index layout
     ");

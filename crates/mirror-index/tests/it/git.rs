@@ -161,12 +161,14 @@ fn start_daemon(fixture: &Fixture) -> Daemon {
         .unwrap()
         .port();
     let root = fixture.root().display().to_string();
-    let child = Command::new("git")
+    // Run `git-daemon` itself: `git daemon` forks it as a child, which survives killing `git`.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let child = Command::new(std::path::Path::new(exec_path.trim()).join("git-daemon"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("HOME", fixture.home())
         .env("XDG_CONFIG_HOME", fixture.home())
         .args([
-            "daemon",
             "--reuseaddr",
             &format!("--base-path={root}"),
             "--export-all",
