@@ -32,6 +32,32 @@ static STRING_STOP: [bool; 256] = {
     t
 };
 
+/// The first position at or after `from` holding a quote, a backslash or a control character, or
+/// the end. Eight bytes at a time: most of an index line is string content.
+fn find_string_stop(bytes: &[u8], mut from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("a slice of eight bytes"));
+        // The classic "has a zero byte" test, applied to the word xor each stop byte, and the
+        // "has a byte below n" test for control characters. The lowest flagged byte is exact.
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        let flags = flags & HIGH;
+        if flags != 0 {
+            return from + (flags.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    while from < bytes.len() && !STRING_STOP[usize::from(bytes[from])] {
+        from += 1;
+    }
+    from
+}
+
 /// Scans `text` as one JSON object. Errors name what was wrong and the column where it was found.
 pub(crate) fn scan(text: &str) -> Result<Light<'_>, String> {
     let mut s = Scanner {
@@ -155,9 +181,7 @@ impl<'a> Scanner<'a> {
         let mut segment = self.pos;
         let mut owned: Option<String> = None;
         loop {
-            while self.pos < self.bytes.len() && !STRING_STOP[usize::from(self.bytes[self.pos])] {
-                self.pos += 1;
-            }
+            self.pos = find_string_stop(self.bytes, self.pos);
             match self.peek() {
                 None => return Err(self.err("unterminated string")),
                 Some(b'"') => {
