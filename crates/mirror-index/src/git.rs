@@ -24,10 +24,11 @@ const UPSTREAM_REF: &str = "refs/mirror/upstream";
 /// commit and may be force-pushed, and either must still move our tip.
 const UPSTREAM_REFSPEC: &str = "+HEAD:refs/mirror/upstream";
 
-/// Upper bound of the delta-base cache of each reading thread. Index blobs are small, so a modest
-/// cache already catches the bases that neighbouring files share, and the memory stays bounded
-/// (gix's default is 96 MB per thread).
-const PACK_CACHE_BYTES: usize = 32 << 20;
+/// Upper bound of the delta-base cache of each reading thread (which also holds at most 64
+/// entries). Index blobs are small, so this already catches the bases that neighbouring files
+/// share, and it keeps the reader within its memory budget: gix's default is 96 MB per thread, and
+/// the mapped pack already counts towards the resident set.
+const PACK_CACHE_BYTES: usize = 16 << 20;
 
 /// A flag nobody sets, for operations that are not interruptible from the outside.
 static NEVER_INTERRUPT: AtomicBool = AtomicBool::new(false);
