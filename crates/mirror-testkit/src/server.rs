@@ -1,15 +1,21 @@
-//! A loopback registry server for tests: serves a directory tree over HTTP, with strong ETags and
-//! conditional requests, and records every request it answers.
+//! A loopback registry server for tests: serves a sparse index tree with strong ETags and
+//! conditional requests, a CDN tree of `.crate` files, and crates.io's API download path that
+//! redirects to the CDN; injects [`Fault`]s on demand and records every request it answers.
 //!
-//! Files are read from disk on every request, so a test may change the tree between requests.
+//! Files are read from disk on every request, so a test may change the trees between requests.
 //! Routes live in `router`; each is a thin handler over `serve_file` below a root, and every
-//! request passes through one recording middleware that also applies injected [`Fault`]s.
+//! request passes through one middleware (`record`) that applies injected faults and records the
+//! request, its status, the fault applied and when its body finished.
 //!
 //! ```no_run
 //! # async fn run() {
-//! use mirror_testkit::server::TestServer;
-//! let server = TestServer::start("path/to/sparse".into()).await;
+//! use mirror_testkit::server::{Fault, RegistryOptions, TestServer};
+//! let options = RegistryOptions::new("path/to/sparse".into(), Some("path/to/cdn".into()));
+//! let server = TestServer::start_registry(options).await;
 //! let index_url = server.index_url(); // http://127.0.0.1:PORT/index/
+//! let dl = server.dl_api(); // http://127.0.0.1:PORT/api/v1/crates
+//! let retry = Fault::TooManyRequests { retry_after: Some(1) };
+//! server.inject_times("/crates/a/a-1.0.0.crate", retry, 2);
 //! // ... requests ...
 //! for request in server.requests() {
 //!     assert_eq!(request.status, 200);
@@ -17,14 +23,17 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+mod body;
+mod faults;
+mod stats;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -32,6 +41,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
+
+use body::{Scripted, Step, Tracked};
+use faults::FaultTable;
+pub use faults::{Fault, RateFaults};
+pub use stats::{max_concurrency, max_requests_in_window};
+
+use crate::RealRegistry;
 
 /// One request the server answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,12 +58,15 @@ pub struct RequestRecord {
     pub path: String,
     /// Every request header in the order sent, names lowercase, values decoded lossily as UTF-8.
     pub headers: Vec<(String, String)>,
-    /// The response status.
+    /// The response status (`200` for a [`Fault::Reset`], whose head is never sent).
     pub status: u16,
     /// When the request reached the server.
     pub started: Instant,
-    /// When the response head was ready (the body may still have been in flight).
+    /// When the response body was handed over in full, failed, or was abandoned (the client went
+    /// away). Until then, when the response head was ready.
     pub finished: Instant,
+    /// The fault applied to this response, if any.
+    pub fault: Option<Fault>,
 }
 
 impl RequestRecord {
@@ -60,16 +79,42 @@ impl RequestRecord {
     }
 }
 
-/// Misbehaviour injected for one request path.
+/// What [`TestServer::start_registry`] serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Fault {
-    /// Answer with this status and an empty body.
-    Status(u16),
+pub struct RegistryOptions {
+    /// The sparse index tree, served at `/index/`.
+    pub index_root: PathBuf,
+    /// The CDN tree, holding `crates/{name}/{name}-{version}.crate`, served at `/crates/`.
+    /// `None`: every crate file is a `404`.
+    pub cdn_root: Option<PathBuf>,
+    /// Serve a generated `/index/config.json` whose `dl` is this server's API path
+    /// ([`TestServer::dl_api`]) and whose `api` is the server, instead of the file on disk, so a
+    /// fixture built with any `dl` points here. `true` unless changed.
+    pub rewrite_config: bool,
 }
 
-/// A registry server on `127.0.0.1` and a port of its own, serving a directory tree at
-/// `/index/…`. It stops when dropped.
+impl RegistryOptions {
+    /// Options serving `index_root` and `cdn_root`, with `config.json` rewritten.
+    pub fn new(index_root: PathBuf, cdn_root: Option<PathBuf>) -> Self {
+        RegistryOptions {
+            index_root,
+            cdn_root,
+            rewrite_config: true,
+        }
+    }
+
+    /// Options serving a [`real_registry`](crate::real_registry)'s sparse and CDN trees, with
+    /// `config.json` rewritten.
+    pub fn real(registry: &RealRegistry) -> Self {
+        Self::new(registry.sparse.clone(), Some(registry.cdn.clone()))
+    }
+}
+
+/// A registry server on `127.0.0.1` and a port of its own: the index tree at `/index/…`, crate
+/// files at `/crates/{name}/{name}-{version}.crate`, and
+/// `/api/v1/crates/{name}/{version}/download` redirecting to them. It speaks HTTP/1.1 and
+/// cleartext HTTP/2 (prior knowledge), and stops when dropped.
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
@@ -80,19 +125,43 @@ pub struct TestServer {
 /// What the handlers share with the [`TestServer`] handle.
 #[derive(Debug)]
 struct Shared {
+    addr: SocketAddr,
     index_root: PathBuf,
-    log: Mutex<Vec<RequestRecord>>,
-    faults: Mutex<HashMap<String, Fault>>,
+    cdn_root: Option<PathBuf>,
+    rewrite_config: bool,
+    log: Mutex<Log>,
+    faults: Mutex<FaultTable>,
+}
+
+/// The request log. Records are numbered from the first since the server started, so a body
+/// that finishes after [`TestServer::clear_requests`] cannot touch a newer record.
+#[derive(Debug, Default)]
+struct Log {
+    /// How many records were cleared away before `records[0]`.
+    base: usize,
+    records: Vec<RequestRecord>,
 }
 
 impl TestServer {
-    /// Starts serving `index_root` at `/index/` on a free loopback port. Must be called inside a
-    /// tokio runtime, which runs the server.
+    /// Starts serving `index_root` at `/index/` on a free loopback port, `config.json` as it is
+    /// on disk and no crate files. Must be called inside a tokio runtime, which runs the server.
     ///
     /// # Panics
     ///
     /// When no loopback port can be bound.
     pub async fn start(index_root: PathBuf) -> TestServer {
+        let mut options = RegistryOptions::new(index_root, None);
+        options.rewrite_config = false;
+        Self::start_registry(options).await
+    }
+
+    /// Starts a registry server as `options` say on a free loopback port. Must be called inside
+    /// a tokio runtime, which runs the server.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub async fn start_registry(options: RegistryOptions) -> TestServer {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("a test server needs a free loopback port");
@@ -100,7 +169,10 @@ impl TestServer {
             .local_addr()
             .expect("a bound listener has an address");
         let shared = Arc::new(Shared {
-            index_root,
+            addr,
+            index_root: options.index_root,
+            cdn_root: options.cdn_root,
+            rewrite_config: options.rewrite_config,
             log: Mutex::default(),
             faults: Mutex::default(),
         });
@@ -141,38 +213,85 @@ impl TestServer {
         format!("http://{}/index/", self.addr)
     }
 
+    /// The URL of the CDN tree, `http://127.0.0.1:PORT/crates/`.
+    pub fn cdn_url(&self) -> String {
+        format!("http://{}/crates/", self.addr)
+    }
+
+    /// The API download base, `http://127.0.0.1:PORT/api/v1/crates`: a `dl` without markers, so
+    /// a crate's URL is `{dl}/{crate}/{version}/download`, answered with a redirect to the CDN.
+    pub fn dl_api(&self) -> String {
+        format!("http://{}/api/v1/crates", self.addr)
+    }
+
+    /// A `dl` template straight to the CDN:
+    /// `http://127.0.0.1:PORT/crates/{crate}/{crate}-{version}.crate`.
+    pub fn dl_cdn_template(&self) -> String {
+        format!(
+            "http://{}/crates/{{crate}}/{{crate}}-{{version}}.crate",
+            self.addr
+        )
+    }
+
     /// The directory served at `/index/`.
     pub fn index_root(&self) -> &Path {
         &self.shared.index_root
     }
 
-    /// Every request answered so far, in the order the answers were ready.
+    /// The CDN tree (the directory holding `crates/`), if any.
+    pub fn cdn_root(&self) -> Option<&Path> {
+        self.shared.cdn_root.as_deref()
+    }
+
+    /// Every request answered so far, in the order the response heads were ready.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.log).clone()
+        lock(&self.shared.log).records.clone()
     }
 
     /// Forgets the requests recorded so far.
     pub fn clear_requests(&self) {
-        lock(&self.shared.log).clear();
+        let mut log = lock(&self.shared.log);
+        log.base += log.records.len();
+        log.records.clear();
     }
 
-    /// Answers every request for `path` (the URL path, such as `/index/3/a/abc`) with `fault`
-    /// instead of serving it, until [`TestServer::clear_faults`].
+    /// Answers every request for `path` with `fault`, until [`TestServer::clear_faults`].
+    /// `path` is the URL path, such as `/index/3/a/abc`, as sent or percent-decoded
+    /// (`/crates/a/a-1.0.0+x.crate` matches a request for `…-1.0.0%2Bx.crate`). A fault injected
+    /// for a path wins over one drawn by [`TestServer::inject_rate`].
     ///
     /// # Panics
     ///
     /// When a [`Fault::Status`] is not a valid HTTP status code.
     pub fn inject(&self, path: &str, fault: Fault) {
-        match fault {
-            Fault::Status(code) => assert!(
-                StatusCode::from_u16(code).is_ok(),
-                "fault status {code} is not an HTTP status code"
-            ),
-        }
-        lock(&self.shared.faults).insert(path.to_owned(), fault);
+        check(&fault);
+        lock(&self.shared.faults).inject(path, fault, None);
     }
 
-    /// Removes every injected fault.
+    /// Like [`TestServer::inject`], but only the next `times` requests for `path` get `fault`;
+    /// later ones are served normally.
+    ///
+    /// # Panics
+    ///
+    /// When a [`Fault::Status`] is not a valid HTTP status code.
+    pub fn inject_times(&self, path: &str, fault: Fault, times: u64) {
+        check(&fault);
+        lock(&self.shared.faults).inject(path, fault, Some(times));
+    }
+
+    /// Draws faults for crate-file requests (`/crates/…` and `/api/v1/crates/…`) from now on,
+    /// as [`RateFaults`] describes, replacing an earlier rate and restarting the attempt counts.
+    /// Each record's [`RequestRecord::fault`] tells what was applied.
+    ///
+    /// # Panics
+    ///
+    /// When a [`Fault::Status`] is not a valid HTTP status code.
+    pub fn inject_rate(&self, rate: RateFaults) {
+        rate.faults.iter().for_each(|(_, fault)| check(fault));
+        lock(&self.shared.faults).set_rate(rate);
+    }
+
+    /// Removes every injected fault, per path and at a rate.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
     }
@@ -187,10 +306,26 @@ impl Drop for TestServer {
     }
 }
 
+/// Panics on a fault the server could not send.
+fn check(fault: &Fault) {
+    if let Fault::Status(code) = fault {
+        assert!(
+            StatusCode::from_u16(*code).is_ok(),
+            "fault status {code} is not an HTTP status code"
+        );
+    }
+}
+
 /// The server's routes. New kinds of content get a route here and a handler below.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/index/config.json", get(config_json))
         .route("/index/{*path}", get(index_file))
+        .route("/crates/{name}/{file}", get(crate_file))
+        .route(
+            "/api/v1/crates/{name}/{version}/download",
+            get(api_download),
+        )
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), record))
         .with_state(shared)
 }
@@ -204,7 +339,65 @@ async fn index_file(
     serve_file(shared.index_root.clone(), path, headers).await
 }
 
-/// Records each request and its status, and answers with an injected fault where there is one.
+/// Serves `config.json`: generated to point at this server, or the file on disk.
+async fn config_json(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !shared.rewrite_config {
+        return serve_file(shared.index_root.clone(), "config.json".into(), headers).await;
+    }
+    let config = serde_json::json!({
+        "dl": format!("http://{}/api/v1/crates", shared.addr),
+        "api": format!("http://{}", shared.addr),
+    });
+    serve_bytes(
+        config.to_string().into_bytes(),
+        None,
+        "config.json",
+        &headers,
+    )
+}
+
+/// Serves `{name}/{file}` of the CDN tree, where `file` must be `{name}-{version}.crate`.
+/// Axum has percent-decoded both, so `%2B` in a version names a file with a literal `+`.
+async fn crate_file(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((name, file)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let well_formed = file
+        .strip_prefix(name.as_str())
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|rest| rest.strip_suffix(".crate"))
+        .is_some_and(|version| !version.is_empty());
+    let Some(cdn_root) = shared.cdn_root.as_ref().filter(|_| well_formed) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    serve_file(cdn_root.join("crates"), format!("{name}/{file}"), headers).await
+}
+
+/// Answers crates.io's download path with `302 Found` to the CDN path, as crates.io does: without
+/// looking whether the version exists (the CDN answers `404` then).
+async fn api_download(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((name, version)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let name = percent_encode(&name);
+    let location = format!(
+        "http://{}/crates/{name}/{name}-{}.crate",
+        shared.addr,
+        percent_encode(&version)
+    );
+    match HeaderValue::from_str(&location) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+/// Whether a percent-decoded URL path is a crate-file request, which rate faults apply to.
+fn is_crate_path(decoded: &str) -> bool {
+    decoded.starts_with("/crates/") || decoded.starts_with("/api/v1/crates/")
+}
+
+/// Records each request, applies the fault it draws, and tracks when its body finished.
 async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
@@ -220,46 +413,207 @@ async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next)
             (name.as_str().to_owned(), value)
         })
         .collect();
-    let fault = lock(&shared.faults).get(uri.path()).cloned();
-    let response = match fault {
-        Some(Fault::Status(code)) => StatusCode::from_u16(code)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            .into_response(),
-        None => next.run(request).await,
+    let decoded = percent_decode(uri.path());
+    let drawn = lock(&shared.faults).draw(uri.path(), &decoded, is_crate_path(&decoded));
+
+    let (response, fault) = match drawn {
+        None => (next.run(request).await, None),
+        Some(fault) => apply(fault, request, next).await,
     };
-    lock(&shared.log).push(RequestRecord {
-        method,
-        path,
-        headers,
-        status: response.status().as_u16(),
-        started,
-        finished: Instant::now(),
+
+    let (parts, body) = response.into_parts();
+    let index = {
+        let mut log = lock(&shared.log);
+        log.records.push(RequestRecord {
+            method,
+            path,
+            headers,
+            status: parts.status.as_u16(),
+            started,
+            finished: Instant::now(),
+            fault,
+        });
+        log.base + log.records.len() - 1
+    };
+    if body.is_end_stream() {
+        return Response::from_parts(parts, body);
+    }
+    let on_finish = Box::new(move || {
+        let finished = Instant::now();
+        let mut log = lock(&shared.log);
+        let position = index.checked_sub(log.base);
+        if let Some(record) = position.and_then(|i| log.records.get_mut(i)) {
+            record.finished = finished;
+        }
     });
+    Response::from_parts(parts, Body::new(Tracked::new(body, on_finish)))
+}
+
+/// Answers a request with `fault`, running the route where the fault needs its response.
+/// Returns the response and the fault if it was applied.
+async fn apply(fault: Fault, request: Request, next: Next) -> (Response, Option<Fault>) {
+    let response = match &fault {
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            status_response(status, None)
+        }
+        Fault::TooManyRequests { retry_after } => {
+            status_response(StatusCode::TOO_MANY_REQUESTS, *retry_after)
+        }
+        Fault::ServiceUnavailable { retry_after } => {
+            status_response(StatusCode::SERVICE_UNAVAILABLE, *retry_after)
+        }
+        // A body that fails before its first byte: hyper then drops an HTTP/1.1 connection
+        // before the head leaves its buffer, and resets an HTTP/2 stream.
+        Fault::Reset => Response::new(Body::new(Scripted::new([Step::Fail], None))),
+        Fault::SlowFirstByte(delay) => {
+            tokio::time::sleep(*delay).await;
+            next.run(request).await
+        }
+        Fault::Truncate { .. } | Fault::Stall { .. } | Fault::WrongBytes => {
+            let response = next.run(request).await;
+            return reshape(response, fault).await;
+        }
+    };
+    (response, Some(fault))
+}
+
+/// How long a truncated body waits after its last byte before the connection is dropped, so that
+/// the bytes before the cut reach the client: plenty for loopback.
+const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// An empty response with `status` and, when given, `Retry-After` in seconds.
+fn status_response(status: StatusCode, retry_after: Option<u64>) -> Response {
+    let mut response = status.into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     response
 }
 
-/// Serves the file at `relative` (a `/`-separated path, already percent-decoded) below `root`,
-/// with a strong ETag (SHA-256 of the content) and Last-Modified, answering `304` to a matching
-/// `If-None-Match` (or, without one, to an `If-Modified-Since` not older than the file). A path
-/// that could leave `root` is a `400`; a missing file or a directory is a `404`.
+/// Applies a body fault to a `200` response with a body; other responses pass unchanged.
+async fn reshape(response: Response, fault: Fault) -> (Response, Option<Fault>) {
+    if response.status() != StatusCode::OK || response.body().is_end_stream() {
+        return (response, None);
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::debug!(%error, "test server cannot collect a body to fault");
+            return (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None);
+        }
+    };
+    let len = bytes.len();
+    let cut = |after: u64, limit: usize| usize::try_from(after).map_or(limit, |a| a.min(limit));
+    let steps = match &fault {
+        Fault::Truncate { after } => {
+            let at = cut(*after, len.saturating_sub(1));
+            // Failing the body at once would drop the connection before hyper flushed the
+            // bytes before the cut, so the client would see nothing; give them time to leave.
+            vec![
+                Step::Send(bytes.slice(..at)),
+                Step::Pause(FLUSH_GRACE, None),
+                Step::Fail,
+            ]
+        }
+        Fault::Stall { after, duration } => {
+            let at = cut(*after, len);
+            vec![
+                Step::Send(bytes.slice(..at)),
+                Step::Pause(*duration, None),
+                Step::Send(bytes.slice(at..)),
+            ]
+        }
+        _ => {
+            let mut wrong = bytes.to_vec();
+            if let Some(byte) = wrong.get_mut(len / 2) {
+                *byte = !*byte;
+            }
+            vec![Step::Send(Bytes::from(wrong))]
+        }
+    };
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let declared = u64::try_from(len).ok();
+    let body = Body::new(Scripted::new(steps, declared));
+    (Response::from_parts(parts, body), Some(fault))
+}
+
+/// A path segment with everything but unreserved characters percent-encoded (`+` as `%2B`).
+fn percent_encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A URL path with `%XX` escapes decoded (lossily as UTF-8); a malformed escape stays as sent.
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| byte == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 3;
+            }
+            None => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serves the file at `relative` (a `/`-separated path, already percent-decoded) below `root`
+/// with [`serve_bytes`]. A path that could leave `root` is a `400`; a missing file or a
+/// directory is a `404`.
 async fn serve_file(root: PathBuf, relative: String, headers: HeaderMap) -> Response {
     let Some(full) = join_inside(&root, &relative) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     let read = tokio::task::spawn_blocking(move || read_inside(&root, &full)).await;
-    let (bytes, modified) = match read {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => return StatusCode::NOT_FOUND.into_response(),
+    match read {
+        Ok(Ok(Some((bytes, modified)))) => serve_bytes(bytes, modified, &relative, &headers),
+        Ok(Ok(None)) => StatusCode::NOT_FOUND.into_response(),
         Ok(Err(error)) => {
             tracing::debug!(%error, relative, "test server cannot read a file");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
         Err(error) => {
             tracing::debug!(%error, relative, "test server read task failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
-    };
+    }
+}
 
+/// Serves `bytes`, the content of `relative`, with a strong ETag (SHA-256 of the content) and
+/// Last-Modified (when `modified` is known), answering `304` to a matching `If-None-Match` (or,
+/// without one, to an `If-Modified-Since` not older than the file). The body is never
+/// compressed, so `Content-Length` is the file's size.
+fn serve_bytes(
+    bytes: Vec<u8>,
+    modified: Option<SystemTime>,
+    relative: &str,
+    headers: &HeaderMap,
+) -> Response {
     let etag = format!("\"{:x}\"", Sha256::digest(&bytes));
     let not_modified = match headers.get(header::IF_NONE_MATCH) {
         Some(candidates) => etag_matches(candidates, &etag),
@@ -380,6 +734,22 @@ mod tests {
             "a\0",
         ] {
             assert_eq!(join_inside(root, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn percent_coding_round_trips_build_metadata() {
+        assert_eq!(percent_encode("1.0.0+spec-1.1.0"), "1.0.0%2Bspec-1.1.0");
+        assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
+        for (raw, decoded) in [
+            ("/crates/a/a-1.0.0%2Bx.crate", "/crates/a/a-1.0.0+x.crate"),
+            ("/crates/a/a-1.0.0%2bx.crate", "/crates/a/a-1.0.0+x.crate"),
+            ("/x%", "/x%"),
+            ("/x%2", "/x%2"),
+            ("/x%zz", "/x%zz"),
+            ("/%E2%9C%93", "/\u{2713}"),
+        ] {
+            assert_eq!(percent_decode(raw), decoded, "{raw}");
         }
     }
 

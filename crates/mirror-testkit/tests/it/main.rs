@@ -9,5 +9,7 @@
 
 mod git;
 mod real;
+mod real_lines;
+mod server;
 mod sparse;
 mod synthetic;
