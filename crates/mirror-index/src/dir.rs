@@ -2,9 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::entry::LineErrorKind;
-use crate::read::read_ordered;
-use crate::{CrateName, Error, IndexConfig, IndexFile, LineError, ReadOptions, ReadStats, path};
+use crate::read::{read_ordered, report_strays, split_strays};
+use crate::{CrateName, Error, IndexConfig, IndexFile, ReadOptions, ReadStats, path};
 
 /// An index laid out as files under a root directory.
 ///
@@ -97,32 +96,9 @@ impl DirIndex {
         options: &ReadOptions,
         sink: &mut dyn FnMut(IndexFile),
     ) -> Result<ReadStats, Error> {
-        let mut stray = Vec::new();
-        let items: Vec<(String, ())> = self
-            .list_paths()?
-            .into_iter()
-            .filter_map(|p| {
-                if path::name_of_index_path(&p).is_some() {
-                    Some((p, ()))
-                } else {
-                    stray.push(p);
-                    None
-                }
-            })
-            .collect();
+        let (items, stray) = split_strays(self.list_paths()?.into_iter().map(|p| (p, ())));
         let mut stats = self.read_items(items, options, sink)?;
-        for p in stray {
-            stats.bad_lines += 1;
-            sink(IndexFile {
-                problems: vec![LineError {
-                    file: p.clone(),
-                    line: 0,
-                    kind: LineErrorKind::NotAnIndexFile,
-                }],
-                path: p,
-                entries: Vec::new(),
-            });
-        }
+        report_strays(stray, &mut stats, sink);
         Ok(stats)
     }
 

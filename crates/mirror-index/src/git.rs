@@ -12,9 +12,8 @@ use gix::remote::Direction;
 use gix::remote::fetch::Status;
 use gix::remote::fetch::refs::update::Mode;
 
-use crate::entry::LineErrorKind;
-use crate::read::read_ordered;
-use crate::{CrateName, Error, IndexConfig, IndexFile, LineError, ReadOptions, ReadStats, path};
+use crate::read::{read_ordered, report_strays, split_strays};
+use crate::{CrateName, Error, IndexConfig, IndexFile, ReadOptions, ReadStats, path};
 
 /// Where the fetched upstream tip is kept. It lives outside `refs/heads` and `refs/remotes` so that
 /// nothing else (a user's `git fetch`, gix's clone defaults) ever moves it.
@@ -286,19 +285,12 @@ impl GitIndex {
         let err = |e: gix::Error| self.local_error("listing the tree", &e);
         let tree = peel_to_tree(&repo, tree.oid()).map_err(err)?;
         let started = std::time::Instant::now();
-        let mut stray = Vec::new();
-        let items: Vec<(String, Option<gix::ObjectId>)> = list_blobs(&repo, tree)
-            .map_err(err)?
-            .into_iter()
-            .filter_map(|(p, id)| {
-                if path::name_of_index_path(&p).is_some() {
-                    Some((p, Some(id)))
-                } else {
-                    stray.push(p);
-                    None
-                }
-            })
-            .collect();
+        let (items, stray) = split_strays(
+            list_blobs(&repo, tree)
+                .map_err(err)?
+                .into_iter()
+                .map(|(p, id)| (p, Some(id))),
+        );
         tracing::debug!(
             %tree,
             files = items.len(),
@@ -307,18 +299,7 @@ impl GitIndex {
             "listed the tree"
         );
         let mut stats = self.read_items(items, options, sink)?;
-        for p in stray {
-            stats.bad_lines += 1;
-            sink(IndexFile {
-                problems: vec![LineError {
-                    file: p.clone(),
-                    line: 0,
-                    kind: LineErrorKind::NotAnIndexFile,
-                }],
-                path: p,
-                entries: Vec::new(),
-            });
-        }
+        report_strays(stray, &mut stats, sink);
         Ok(stats)
     }
 

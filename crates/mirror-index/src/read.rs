@@ -37,6 +37,46 @@ pub struct ReadStats {
     pub not_found: Vec<String>,
 }
 
+/// Splits the file paths of an index tree into index files (with what `load` needs to find them)
+/// and strays: files whose path is not where any crate's index file belongs.
+pub(crate) fn split_strays<L>(
+    paths: impl IntoIterator<Item = (String, L)>,
+) -> (Vec<(String, L)>, Vec<String>) {
+    let mut stray = Vec::new();
+    let items = paths
+        .into_iter()
+        .filter_map(|(p, locator)| {
+            if crate::path::name_of_index_path(&p).is_some() {
+                Some((p, locator))
+            } else {
+                stray.push(p);
+                None
+            }
+        })
+        .collect();
+    (items, stray)
+}
+
+/// Reports each stray file as a problem of that file (line 0), after the index files were read.
+pub(crate) fn report_strays(
+    stray: Vec<String>,
+    stats: &mut ReadStats,
+    sink: &mut dyn FnMut(IndexFile),
+) {
+    for p in stray {
+        stats.bad_lines += 1;
+        sink(IndexFile {
+            problems: vec![crate::LineError {
+                file: p.clone(),
+                line: 0,
+                kind: crate::LineErrorKind::NotAnIndexFile,
+            }],
+            path: p,
+            entries: Vec::new(),
+        });
+    }
+}
+
 /// Files loaded and parsed per batch. Large enough to keep both cores busy, small enough that a
 /// batch of crates.io-sized files stays within a few MB.
 const BATCH: usize = 512;

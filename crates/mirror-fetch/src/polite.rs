@@ -1,0 +1,285 @@
+//! Politeness: the global rate limit (governor), the adaptive slow-down on `429` / `503`, the
+//! download API's own rate, the in-flight cap, backoff with jitter, and `Retry-After`.
+
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use governor::clock::Clock as _;
+use governor::{DefaultDirectRateLimiter, Quota};
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+use crate::{FetchError, FetchOptions};
+
+/// Decreases of the adaptive rate are at least this far apart, so that a burst of `429`s from
+/// requests that were already in flight counts as one signal, not eight.
+const DECREASE_SPACING: Duration = Duration::from_secs(1);
+
+/// Every limit a fetcher obeys, shared by all its clones.
+#[derive(Debug)]
+pub(crate) struct Politeness {
+    /// The configured rate and burst. Its quota never changes.
+    limiter: DefaultDirectRateLimiter,
+    /// The adaptive rate below the configured one, and any global pause.
+    adaptive: Mutex<Adaptive>,
+    /// The download API's own, stricter rate.
+    api: Mutex<Pacer>,
+    /// Requests in flight.
+    in_flight: Semaphore,
+    base_rate: f64,
+    min_rate: f64,
+}
+
+/// Governor's quota cannot change while it runs, so slowing down is a second limiter in front of
+/// it: a pacer that spaces requests `1 / rate` apart while the effective rate is below the
+/// configured one. At the configured rate it lets everything through to governor.
+#[derive(Debug)]
+struct Adaptive {
+    rate: f64,
+    pacer: Pacer,
+    paused_until: Option<Instant>,
+    last_decrease: Option<Instant>,
+}
+
+/// Spaces events at least `1 / rate` apart. Slots are reserved when asked for, so a waiter that
+/// is cancelled still used its slot: the error is on the side of fewer requests.
+#[derive(Debug)]
+struct Pacer {
+    next: Instant,
+}
+
+impl Pacer {
+    fn new() -> Self {
+        Pacer {
+            next: Instant::now(),
+        }
+    }
+
+    /// Reserves the next slot at `rate` per second, no earlier than `earliest`.
+    fn reserve(&mut self, rate: f64, earliest: Instant) -> Instant {
+        let slot = self.next.max(earliest);
+        self.next = slot + Duration::from_secs_f64(1.0 / rate);
+        slot
+    }
+}
+
+impl Politeness {
+    pub(crate) fn new(options: &FetchOptions) -> Result<Self, FetchError> {
+        let period = Duration::from_secs_f64(1.0 / options.requests_per_second);
+        let burst = NonZeroU32::new(options.burst)
+            .ok_or_else(|| FetchError::config("burst must be at least 1".into()))?;
+        let quota = Quota::with_period(period)
+            .ok_or_else(|| FetchError::config("requests_per_second is too high".into()))?
+            .allow_burst(burst);
+        Ok(Politeness {
+            limiter: DefaultDirectRateLimiter::direct(quota),
+            adaptive: Mutex::new(Adaptive {
+                rate: options.requests_per_second,
+                pacer: Pacer::new(),
+                paused_until: None,
+                last_decrease: None,
+            }),
+            api: Mutex::new(Pacer::new()),
+            in_flight: Semaphore::new(options.max_in_flight),
+            base_rate: options.requests_per_second,
+            min_rate: options.min_requests_per_second,
+        })
+    }
+
+    /// Waits for a place among the requests in flight. The place is held until the permit drops.
+    pub(crate) async fn in_flight(&self) -> SemaphorePermit<'_> {
+        self.in_flight
+            .acquire()
+            .await
+            .expect("the in-flight semaphore is never closed")
+    }
+
+    /// Waits until one more request may start: after any pause, at the adaptive rate, within
+    /// governor's quota, and for the download API also at `api_rate`.
+    pub(crate) async fn request_turn(&self, api_rate: Option<f64>) {
+        if let Some(rate) = api_rate {
+            let slot = lock(&self.api).reserve(rate, Instant::now());
+            tokio::time::sleep_until(slot).await;
+        }
+        let slot = {
+            let mut adaptive = lock(&self.adaptive);
+            let now = Instant::now();
+            let earliest = adaptive.paused_until.map_or(now, |p| p.max(now));
+            if adaptive.rate < self.base_rate {
+                let rate = adaptive.rate;
+                adaptive.pacer.reserve(rate, earliest)
+            } else {
+                earliest
+            }
+        };
+        tokio::time::sleep_until(slot).await;
+        while let Err(not_until) = self.limiter.check() {
+            let wait = not_until.wait_time_from(self.limiter.clock().now());
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The server said "too many requests" or "unavailable": halve the effective rate (at most
+    /// once per [`DECREASE_SPACING`], never below the floor).
+    pub(crate) fn slow_down(&self) {
+        let mut adaptive = lock(&self.adaptive);
+        let now = Instant::now();
+        if adaptive
+            .last_decrease
+            .is_some_and(|t| now.duration_since(t) < DECREASE_SPACING)
+        {
+            return;
+        }
+        let before = adaptive.rate;
+        adaptive.rate = (before / 2.0).max(self.min_rate);
+        adaptive.last_decrease = Some(now);
+        if adaptive.rate < before {
+            // Pacing starts from now: a slot reserved long ago must not allow a burst.
+            adaptive.pacer.next = adaptive.pacer.next.max(now);
+            tracing::info!(
+                from = before,
+                to = adaptive.rate,
+                "slowing down: the server asked for fewer requests"
+            );
+        }
+    }
+
+    /// A request succeeded: raise the effective rate by about one request per second for each
+    /// second of successful traffic (additive increase), up to the configured rate.
+    pub(crate) fn speed_up(&self) {
+        let mut adaptive = lock(&self.adaptive);
+        if adaptive.rate < self.base_rate {
+            let step = (1.0 / adaptive.rate).min(1.0);
+            adaptive.rate = (adaptive.rate + step).min(self.base_rate);
+            if adaptive.rate >= self.base_rate {
+                tracing::debug!(rate = adaptive.rate, "back at the configured rate");
+            }
+        }
+    }
+
+    /// No request of this fetcher starts before `until`.
+    pub(crate) fn pause_until(&self, until: Instant) {
+        let mut adaptive = lock(&self.adaptive);
+        adaptive.paused_until = Some(adaptive.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// The rate requests may start at now.
+    pub(crate) fn effective_rate(&self) -> f64 {
+        lock(&self.adaptive).rate
+    }
+}
+
+/// The wait before attempt `failed + 1`: `initial * 2^(failed - 1)`, at most `max`, less a random
+/// jitter of up to half, so that clients that failed together do not retry together.
+pub(crate) fn backoff(options: &FetchOptions, failed: u32) -> Duration {
+    let doublings = failed.saturating_sub(1).min(31);
+    let full = options
+        .backoff_initial
+        .saturating_mul(1u32 << doublings)
+        .min(options.backoff_max);
+    full - (full / 2).mul_f64(fastrand::f64())
+}
+
+/// The `Retry-After` of a response, in delay-seconds or HTTP-date form, cut to `max`. `None` when
+/// absent or unreadable.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, max: Duration) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let delay = if let Ok(seconds) = value.parse::<u64>() {
+        Duration::from_secs(seconds)
+    } else {
+        let date = httpdate::parse_http_date(value).ok()?;
+        date.duration_since(SystemTime::now()).unwrap_or_default()
+    };
+    Some(delay.min(max))
+}
+
+/// Locks a mutex, ignoring poisoning: the rate state stays usable after a panic elsewhere.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mirror_index::DlTemplate;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn options() -> FetchOptions {
+        FetchOptions::new(DlTemplate::new("http://127.0.0.1:1/dl").expect("valid template"))
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let mut o = options();
+        o.backoff_initial = Duration::from_millis(100);
+        o.backoff_max = Duration::from_millis(1000);
+        for (failed, full) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
+            for _ in 0..50 {
+                let d = backoff(&o, failed);
+                let full = Duration::from_millis(full);
+                assert!(d <= full && d >= full / 2, "{failed}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_capped() {
+        let max = Duration::from_secs(600);
+        let check = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("header"));
+            retry_after(&headers, max)
+        };
+        assert_eq!(check("3"), Some(Duration::from_secs(3)));
+        assert_eq!(check(" 0 "), Some(Duration::ZERO));
+        assert_eq!(check("86400"), Some(max));
+        assert_eq!(check("soon"), None);
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
+        assert_eq!(check(&past), Some(Duration::ZERO));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let d = check(&later).expect("a date parses");
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        assert_eq!(retry_after(&HeaderMap::new(), max), None);
+    }
+
+    #[test]
+    fn the_rate_halves_to_a_floor_and_recovers_additively() {
+        let mut o = options();
+        o.requests_per_second = 16.0;
+        o.min_requests_per_second = 3.0;
+        let p = Politeness::new(&o).expect("valid options");
+        p.slow_down();
+        assert_eq!(p.effective_rate(), 8.0);
+        // A second signal within a second counts as the same one.
+        p.slow_down();
+        assert_eq!(p.effective_rate(), 8.0);
+        lock(&p.adaptive).last_decrease = None;
+        p.slow_down();
+        lock(&p.adaptive).last_decrease = None;
+        p.slow_down();
+        assert_eq!(p.effective_rate(), 3.0);
+        let mut successes = 0;
+        while p.effective_rate() < 16.0 {
+            p.speed_up();
+            successes += 1;
+        }
+        // About one request per second more for each second of traffic: 3 → 16 takes ~120.
+        assert!((60..200).contains(&successes), "{successes}");
+        assert_eq!(p.effective_rate(), 16.0);
+    }
+}
