@@ -7,14 +7,11 @@
 )]
 
 mod bench;
+mod bench_fetch;
 mod ci;
 mod fixtures;
 
 use clap::{Parser, Subcommand};
-
-// The same allocator as mirror-cli, so that benchmarks measure what users run.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(about = "mirror-cli project automation")]

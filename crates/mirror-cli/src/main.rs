@@ -16,11 +16,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-// Index reads allocate a few small strings per line across worker threads; mimalloc handles that
-// pattern better than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Mirror every crate of a Cargo registry, verify it, keep it current and serve it.
 #[derive(Parser)]
 #[command(name = "mirror-cli", version, about, max_term_width = 100)]

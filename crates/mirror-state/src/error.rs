@@ -1,0 +1,86 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong opening, reading or writing the state.
+///
+/// Bad data on disk is never a panic: a record, tombstone or meta value that cannot be decoded is
+/// reported as [`Error::CorruptRecord`] or [`Error::CorruptMeta`] naming its key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file system operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done (`creating`, `locking`, ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process (or another [`crate::State`] in this process) has the state open.
+    #[error("state lock {path} is held by {holder}; is another sync running on this mirror?")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the holder wrote it (`pid 1234 (mirror-cli sync)`), or
+        /// `an unknown process` when the file says nothing readable.
+        holder: String,
+    },
+    /// The database engine failed (I/O below it, or its own corruption checks).
+    #[error("state database {path}: {source}")]
+    Database {
+        /// The database directory.
+        path: PathBuf,
+        /// The engine's error. Boxed so that no engine type is part of this API.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The database was written by a newer build with a schema this build does not know.
+    #[error(
+        "state database {path} has schema version {found}, newer than version {supported} that \
+         this build understands; use a newer build"
+    )]
+    SchemaTooNew {
+        /// The database directory.
+        path: PathBuf,
+        /// The version found on disk.
+        found: u32,
+        /// The newest version this build knows ([`crate::SCHEMA_VERSION`]).
+        supported: u32,
+    },
+    /// A stored record or tombstone (or its key) cannot be decoded.
+    #[error("corrupt state record {key}: {reason}")]
+    CorruptRecord {
+        /// The key, printed as `name vers` with non-printable bytes escaped.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored meta value cannot be decoded (not UTF-8, not a number where one is expected).
+    #[error("corrupt state meta value {key:?}: {reason}")]
+    CorruptMeta {
+        /// The meta key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`crate::State::set_meta`] or [`crate::State::remove_meta`] was asked to touch a key
+    /// the state manages itself.
+    #[error("meta key {key:?} is reserved by the state database")]
+    ReservedKey {
+        /// The key.
+        key: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn db(path: &std::path::Path, source: sled::Error) -> Error {
+        Error::Database {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        }
+    }
+}

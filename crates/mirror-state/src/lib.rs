@@ -1,0 +1,42 @@
+//! The record of a mirror: which versions are verified on disk, which failed (with their class
+//! and attempt count), which were removed upstream (tombstones), and the sync markers (last index
+//! commit and tree, the learned CDN template, counters).
+//!
+//! Backed by sled, but no sled type is part of this API, so the engine can be swapped. A
+//! [`State`] lives in one directory (a mirror uses `<dest>/.mirror/state`): `LOCK`, the advisory
+//! lock naming its holder, and `sled/`, the database. The schema is versioned and migrated on
+//! open (see [`SCHEMA_VERSION`]).
+//!
+//! The state never says a version is verified unless its caller verified it; see the contract on
+//! [`State`].
+//!
+//! ```
+//! use mirror_index::{Checksum, CrateName, Version};
+//! use mirror_state::{State, StateOptions, Status};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let options = StateOptions { holder: "mirror-cli sync".into(), ..StateOptions::default() };
+//! let state = State::open(dir.path(), options).unwrap();
+//! let (name, vers) = (CrateName::new("serde").unwrap(), Version::new("1.0.228").unwrap());
+//! let cksum = Checksum::from_bytes([0xab; 32]);
+//!
+//! let failed = state.mark_failed(&name, &vers, cksum, "not_found", "404 from the CDN").unwrap();
+//! assert!(matches!(failed.status, Status::Failed { attempts: 1, .. }));
+//!
+//! state.mark_verified(&name, &vers, cksum, 78_000).unwrap();
+//! assert!(state.get(&name, &vers).unwrap().unwrap().is_verified());
+//! state.flush().unwrap();
+//! ```
+
+mod error;
+mod lock;
+mod record;
+mod schema;
+mod state;
+
+pub use error::Error;
+pub use record::{
+    MAX_KIND_LEN, MAX_MESSAGE_LEN, Record, Status, Tombstone, decode_record, encode_record,
+};
+pub use schema::SCHEMA_VERSION;
+pub use state::{Batch, Counts, Records, State, StateOptions, Tombstones};
