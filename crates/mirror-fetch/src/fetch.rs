@@ -2,7 +2,7 @@
 //! hand (learning the CDN template from the download API's first one), and streams each body into
 //! a sink while hashing it.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use mirror_index::{Checksum, CrateName, DlTemplate, IndexEntry, Version};
@@ -95,6 +95,10 @@ struct Inner {
     polite: Politeness,
     /// The CDN template, seeded or learned from a redirect.
     cdn: RwLock<Option<DlTemplate>>,
+    /// A template derived from one redirect, with the crate it came from, waiting for a redirect
+    /// of another crate to give the same template. One sample cannot tell a fixed folder from
+    /// a name (`…/se/rd/serde/…`, or a crate named like a folder of the CDN).
+    candidate: Mutex<Option<(DlTemplate, String)>>,
     /// Held while a request goes to the download API to learn the CDN template, so that
     /// concurrent downloads wait for the answer instead of all asking the API.
     learning: tokio::sync::Mutex<()>,
@@ -191,6 +195,7 @@ impl Fetcher {
                 user_agent,
                 polite,
                 cdn: RwLock::new(cdn),
+                candidate: Mutex::new(None),
                 learning: tokio::sync::Mutex::new(()),
                 options,
             }),
@@ -534,13 +539,35 @@ impl Fetcher {
         let derived = derive_template(location, &self.inner.options.dl, d.name, d.vers, d.cksum);
         match derived {
             Ok(template) => {
+                let options = &self.inner.options;
+                if template.expand(d.name, d.vers, d.cksum)
+                    == options.dl.expand(d.name, d.vers, d.cksum)
+                {
+                    tracing::debug!(%location, "the redirect points back at the download API");
+                    return;
+                }
+                let mut candidate = self
+                    .inner
+                    .candidate
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let confirmed = candidate.as_ref().is_some_and(|(t, first)| {
+                    *t == template && !first.eq_ignore_ascii_case(d.name.as_str())
+                });
+                if !confirmed {
+                    if candidate.as_ref().is_none_or(|(t, _)| *t != template) {
+                        tracing::debug!(%template, "a CDN template candidate; waiting for another crate to confirm it");
+                        *candidate = Some((template, d.name.to_string()));
+                    }
+                    return;
+                }
                 let mut cdn = self
                     .inner
                     .cdn
                     .write()
                     .unwrap_or_else(PoisonError::into_inner);
                 if cdn.is_none() {
-                    tracing::info!(%template, "learned the CDN template from a redirect");
+                    tracing::info!(%template, "learned the CDN template from the redirects of two crates");
                     *cdn = Some(template);
                 }
             }

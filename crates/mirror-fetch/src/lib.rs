@@ -32,9 +32,10 @@
 //! # The CDN template
 //!
 //! With a `dl` that has no markers, downloads start at the registry's download API, which
-//! redirects to a CDN. The first redirect is read by hand, and the CDN template is derived from
-//! its `Location` (the name, version and checksum put back as markers, accepted only when it
-//! reproduces the `Location` exactly); later downloads go straight to the CDN. Read it with
+//! redirects to a CDN. Redirects are read by hand, and the CDN template is derived from each
+//! `Location` (the name, version and checksum put back as markers, kept only when it reproduces
+//! the `Location` exactly); once the redirects of two different crates give the same template, it
+//! is learned and later downloads go straight to the CDN. Read it with
 //! [`Fetcher::learned_template`] to persist it, and seed it with
 //! [`FetchOptions::cdn_template`].
 //!

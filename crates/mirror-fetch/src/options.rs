@@ -25,7 +25,7 @@ pub const DEFAULT_USER_AGENT: &str = concat!("mirror-cli/", env!("CARGO_PKG_VERS
 #[non_exhaustive]
 pub struct FetchOptions {
     /// The registry's `dl` value (from `config.json`, or `--dl`). Without markers it names the
-    /// registry's download API, and the CDN template is learned from its first redirect.
+    /// registry's download API, and the CDN template is learned from its redirects.
     pub dl: DlTemplate,
     /// A CDN template learned by an earlier run ([`Fetcher::learned_template`]), so that this run
     /// goes straight to the CDN. Must have markers. Default `None`.

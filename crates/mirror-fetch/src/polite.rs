@@ -114,6 +114,14 @@ impl Politeness {
             }
         };
         tokio::time::sleep_until(slot).await;
+        // A `Retry-After` pause that began while this request waited for its slot holds it too.
+        loop {
+            let paused_until = lock(&self.adaptive).paused_until;
+            match paused_until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => break,
+            }
+        }
         while let Err(not_until) = self.limiter.check() {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
             tokio::time::sleep(wait).await;
