@@ -455,7 +455,21 @@ impl Fetcher {
         }
         let mut hasher = Sha256::new();
         let mut len: u64 = 0;
+        let body_started = tokio::time::Instant::now();
         loop {
+            let elapsed = body_started.elapsed();
+            if elapsed > options.stall_timeout
+                && (len as f64) < elapsed.as_secs_f64() * options.min_bytes_per_second as f64
+            {
+                return Err(Failure::new(
+                    FetchErrorKind::Timeout,
+                    &url,
+                    format!(
+                        "the body is arriving too slowly: {len} bytes in {elapsed:?}, under {} bytes/s",
+                        options.min_bytes_per_second
+                    ),
+                ));
+            }
             let chunk = match timeout(options.stall_timeout, response.chunk()).await {
                 Err(_) => {
                     return Err(Failure::new(

@@ -21,6 +21,7 @@
 //! | longest `Retry-After` honoured | 10 min |
 //! | adaptive rate after `429` / `503` | halved (once per second at most), floor 1/s; +≈1/s per second of successes |
 //! | timeouts: connect / response head / body stall | 10 s / 30 s / 30 s |
+//! | slowest body tolerated (after the first 30 s) | 1 KiB/s on average |
 //! | largest body | 1 GiB |
 //! | redirects per attempt | 5 |
 //!

@@ -58,6 +58,10 @@ pub struct FetchOptions {
     /// Limit on waiting for the next body bytes: a body that stalls longer is abandoned (and
     /// retried). Default 30 s.
     pub stall_timeout: Duration,
+    /// Slowest average body speed tolerated once a body has been arriving for `stall_timeout`:
+    /// a server that drips one byte just inside the stall timeout would otherwise hold a slot in
+    /// flight for days. Default 1 KiB/s.
+    pub min_bytes_per_second: u64,
     /// Attempts per download, the first included. Default 5.
     pub max_attempts: u32,
     /// The backoff before the first retry; it doubles with each further retry, and a random
@@ -90,6 +94,7 @@ impl FetchOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(30),
+            min_bytes_per_second: 1024,
             max_attempts: 5,
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
@@ -118,19 +123,23 @@ impl FetchOptions {
 
     /// Checks that every limit is usable.
     pub(crate) fn validate(&self) -> Result<(), FetchError> {
-        let rate_ok = |r: f64| r.is_finite() && r > 0.0;
+        // Bounded both ways: below one request in about 17 minutes the pacer's intervals stop
+        // being meaningful durations.
+        let rate_ok = |r: f64| r.is_finite() && (0.001..=1e9).contains(&r);
         let problem = if !rate_ok(self.requests_per_second) {
-            Some("requests_per_second must be a positive number")
+            Some("requests_per_second must be between 0.001 and 1e9")
         } else if !rate_ok(self.min_requests_per_second)
             || self.min_requests_per_second > self.requests_per_second
         {
-            Some("min_requests_per_second must be positive and at most requests_per_second")
+            Some("min_requests_per_second must be at least 0.001 and at most requests_per_second")
         } else if !rate_ok(self.api_requests_per_second) {
-            Some("api_requests_per_second must be a positive number")
+            Some("api_requests_per_second must be between 0.001 and 1e9")
         } else if self.burst == 0 {
             Some("burst must be at least 1")
         } else if self.max_in_flight == 0 {
             Some("max_in_flight must be at least 1")
+        } else if self.max_retry_after > Duration::from_secs(86_400) {
+            Some("max_retry_after must be at most a day")
         } else if self.max_attempts == 0 {
             Some("max_attempts must be at least 1")
         } else if self.cdn_template.as_ref().is_some_and(|t| !t.has_markers()) {

@@ -97,3 +97,51 @@ async fn the_size_limit_is_checked_while_streaming() {
     assert_eq!(verified.len, 100_000);
     assert_eq!(sha256(&sink), cksum);
 }
+
+/// A body that drips a byte at a time, each just inside the stall timeout, is abandoned once it
+/// has run for the stall timeout below the minimum speed, instead of holding a slot in flight.
+#[tokio::test]
+async fn a_slow_drip_is_a_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..1000 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    if socket.write_all(b"x").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut options = options(&format!("http://{addr}/{{crate}}-{{version}}.crate"));
+    options.stall_timeout = std::time::Duration::from_millis(200);
+    options.min_bytes_per_second = 1000;
+    options.max_attempts = 1;
+    let fetcher = Fetcher::new(options).expect("valid options");
+    let name: CrateName = "drip".parse().expect("a valid name");
+    let vers: Version = "1.0.0".parse().expect("a valid version");
+    let started = std::time::Instant::now();
+    let error = fetcher
+        .fetch(
+            &Download::new(&name, &vers, &sha256(&[b'x'; 1000])),
+            &mut Vec::new(),
+        )
+        .await
+        .expect_err("too slow");
+    assert_eq!(error.kind(), &FetchErrorKind::Timeout, "{error}");
+    assert!(error.to_string().contains("too slowly"), "{error}");
+    // Without the speed floor the drip would take 20 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
