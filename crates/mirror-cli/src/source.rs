@@ -1,5 +1,6 @@
 //! Opening the index source named by `--index`, wherever it lives.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,6 +44,10 @@ impl Index {
                 };
                 let dir = cache.join("git").join(slug(&url));
                 tracing::info!(%url, dir = %dir.display(), "updating the git index");
+                // A first clone of a large index takes minutes; say what is going on.
+                if std::io::stderr().is_terminal() {
+                    eprintln!("updating the git index {url} in {} …", dir.display());
+                }
                 let index = GitIndex::open_or_clone(&url, &dir)?;
                 let tree = index.fetch()?.current.tree;
                 Index::Git {
