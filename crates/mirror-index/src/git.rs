@@ -1,6 +1,7 @@
 //! A registry index in a bare git repository, kept current with forced fetches and read straight
 //! from the object database, without a checkout.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -99,6 +100,54 @@ impl FetchOutcome {
     pub fn tree_changed(&self) -> bool {
         self.previous.map(|p| p.tree) != Some(self.current.tree)
     }
+}
+
+/// An index file that differs between two trees, as [`GitIndex::diff_trees`] reports it.
+///
+/// With a diff, a mirror that remembers the tree it last read only reads what changed since:
+///
+/// ```no_run
+/// use mirror_index::{ChangeKind, GitIndex, ReadOptions};
+/// let index = GitIndex::open_or_clone("https://example.invalid/index.git", "mirror/.mirror/index.git".as_ref()).unwrap();
+/// let outcome = index.fetch().unwrap();
+/// // The old tree is gone after a force-push and a gc; then only a full read will do.
+/// if let Some(previous) = outcome.previous.filter(|p| index.has_tree(&p.tree).unwrap()) {
+///     let changes = index.diff_trees(&previous.tree, &outcome.current.tree).unwrap();
+///     for change in changes.iter().filter(|c| c.kind == ChangeKind::Deleted) {
+///         println!("gone: {}", change.path);
+///     }
+///     let changed: Vec<String> = changes
+///         .into_iter()
+///         .filter(|c| c.kind != ChangeKind::Deleted)
+///         .map(|c| c.path)
+///         .collect();
+///     index.read_paths(&outcome.current.tree, &changed, &ReadOptions::default(), &mut |file| {
+///         println!("{}: {} versions", file.path, file.entries.len());
+///     }).unwrap();
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TreeChange {
+    /// The index path, `/`-separated and relative to the root (`se/rd/serde`).
+    pub path: String,
+    /// What happened to the file at `path`.
+    pub kind: ChangeKind,
+}
+
+/// How an index file differs between an old and a new tree.
+///
+/// Not `#[non_exhaustive]`, unlike the crate's other enums: a path is in one tree, the other or
+/// both, so these three cases are all there can be, and a sync that matches on them should be told
+/// by the compiler if that ever changes rather than fall into a catch-all arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// Only the new tree has the file.
+    Added,
+    /// Both trees have the file, with different content.
+    Modified,
+    /// Only the old tree has the file.
+    Deleted,
 }
 
 /// An index in a local bare git repository that mirrors an upstream one (`file://`, `git://`,
@@ -312,21 +361,95 @@ impl GitIndex {
         options: &ReadOptions,
         sink: &mut dyn FnMut(IndexFile),
     ) -> Result<ReadStats, Error> {
+        let paths = names.iter().map(path::index_path).collect::<Vec<_>>();
+        let items = self.look_up(tree, &paths, "looking up crates in the tree")?;
+        self.read_items(items, options, sink)
+    }
+
+    /// The index files at `paths` in `tree` (a tree, or a commit standing for its tree), in the
+    /// order given: what [`GitIndex::read_crates`] does, by index path, for the paths a
+    /// [`GitIndex::diff_trees`] reports as added or modified.
+    ///
+    /// Paths that hold no index file are listed in [`ReadStats::not_found`]: paths not in the
+    /// tree (a deleted file), paths of a directory, symlink or submodule, and paths that are not
+    /// where an index file belongs (`config.json`, `.github/…`, a stray such as `zz/yy/misplaced`),
+    /// which [`GitIndex::read_all`] would not read either.
+    pub fn read_paths(
+        &self,
+        tree: &GitId,
+        paths: &[String],
+        options: &ReadOptions,
+        sink: &mut dyn FnMut(IndexFile),
+    ) -> Result<ReadStats, Error> {
+        let items = self.look_up(tree, paths, "looking up paths in the tree")?;
+        self.read_items(items, options, sink)
+    }
+
+    /// Whether the object `id` is in the local repository and is a tree, or a commit (or tag)
+    /// whose tree is. An id the repository does not have is `Ok(false)`: after an upstream
+    /// force-push and a gc the tree a mirror last read may be gone, and then
+    /// [`GitIndex::diff_trees`] cannot start from it.
+    pub fn has_tree(&self, id: &GitId) -> Result<bool, Error> {
         let repo = self.repo.to_thread_local();
-        let err = |e: gix::Error| self.local_error("looking up crates in the tree", &e);
+        has_tree(&repo, id.oid()).map_err(|e| self.local_error("looking up a tree", &e))
+    }
+
+    /// Every index file that differs between the trees `old` and `new` (each a tree, or a commit
+    /// standing for its tree), in path order: added, modified (other content; a change of the
+    /// file mode alone is none) or deleted.
+    ///
+    /// Only paths [`GitIndex::read_all`] reads count: files at the root (`config.json`),
+    /// dot-folders (`.github`), symlinks and submodules are left out, and so are strays (files
+    /// not where an index file belongs), which hold no entries. A file that becomes a directory
+    /// (or the other way round) is deleted, and the index files below the directory are added.
+    ///
+    /// Subtrees with the same id on both sides are not looked into, so the cost follows the size
+    /// of the change, not of the index. Both trees must be in the repository (see
+    /// [`GitIndex::has_tree`]); a missing one is an error. Reading the added and modified paths of
+    /// `new` with [`GitIndex::read_paths`] and dropping the deleted ones turns what `read_all`
+    /// gave for `old` into what it gives for `new`.
+    pub fn diff_trees(&self, old: &GitId, new: &GitId) -> Result<Vec<TreeChange>, Error> {
+        let repo = self.repo.to_thread_local();
+        let err = |e: gix::Error| self.local_error("comparing trees", &e);
+        let old = peel_to_tree(&repo, old.oid()).map_err(err)?;
+        let new = peel_to_tree(&repo, new.oid()).map_err(err)?;
+        let started = std::time::Instant::now();
+        let changes = diff_index_trees(&repo, old, new).map_err(err)?;
+        tracing::debug!(
+            %old,
+            %new,
+            changes = changes.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compared the trees"
+        );
+        Ok(changes)
+    }
+
+    /// The blob ids of `paths` in `tree`, `None` where no index file is (see
+    /// [`GitIndex::read_paths`]).
+    fn look_up(
+        &self,
+        tree: &GitId,
+        paths: &[String],
+        action: &'static str,
+    ) -> Result<Vec<(String, Option<gix::ObjectId>)>, Error> {
+        let repo = self.repo.to_thread_local();
+        let err = |e: gix::Error| self.local_error(action, &e);
         let tree = peel_to_tree(&repo, tree.oid()).map_err(err)?;
         let tree = repo.find_tree(tree).map_err(err)?;
-        let mut items = Vec::with_capacity(names.len());
-        for name in names {
-            let p = path::index_path(name);
-            let id = tree
-                .lookup_entry(p.split('/'))
-                .map_err(err)?
-                .filter(|entry| entry.mode().is_blob())
-                .map(|entry| entry.object_id());
-            items.push((p, id));
+        let mut items = Vec::with_capacity(paths.len());
+        for p in paths {
+            let id = if path::name_of_index_path(p).is_some() {
+                tree.lookup_entry(p.split('/'))
+                    .map_err(err)?
+                    .filter(|entry| entry.mode().is_blob())
+                    .map(|entry| entry.object_id())
+            } else {
+                None
+            };
+            items.push((p.clone(), id));
         }
-        self.read_items(items, options, sink)
+        Ok(items)
     }
 
     /// Loads the blobs of `items` (`None`: not in the tree) on the worker pool, in order.
@@ -449,9 +572,78 @@ fn peel_to_tree(repo: &gix::Repository, id: gix::ObjectId) -> Result<gix::Object
     Ok(object.peel_to_tree()?.id)
 }
 
+/// Whether `id` names a tree, or a commit or tag that peels to one, in `repo`; `false` when any
+/// object on the way is missing.
+fn has_tree(repo: &gix::Repository, mut id: gix::ObjectId) -> Result<bool, gix::Error> {
+    loop {
+        let Some(object) = repo.try_find_object(id)? else {
+            return Ok(false);
+        };
+        id = match object.kind {
+            gix::objs::Kind::Tree => return Ok(true),
+            gix::objs::Kind::Blob => return Ok(false),
+            gix::objs::Kind::Commit => object.into_commit().tree_id()?.detach(),
+            gix::objs::Kind::Tag => object.into_tag().target_id()?.detach(),
+        };
+    }
+}
+
+/// An entry of an index tree that may lead to an index file.
+#[derive(Clone, Copy)]
+enum Node {
+    Dir(gix::ObjectId),
+    File(gix::ObjectId),
+}
+
+/// What the entry `entry` of the tree at path `rel` (`""` for the root) is to a reader of the
+/// index: its `/`-separated path from the root and whether it is a directory or a file, or `None`
+/// when it can be no index file and hold none. Mirrors [`crate::DirIndex::list_paths`]: entries
+/// whose name starts with a dot, files at the root, symlinks and submodules are left out, the
+/// latter two (and names that are not UTF-8) with a warning if `warn` is set.
+fn classify(
+    rel: &str,
+    entry: &gix::objs::tree::EntryRef<'_>,
+    warn: bool,
+) -> Option<(String, Node)> {
+    let Ok(name) = std::str::from_utf8(entry.filename) else {
+        if warn {
+            tracing::warn!(dir = rel, name = %entry.filename, "skipping a file whose name is not UTF-8");
+        }
+        return None;
+    };
+    if name.starts_with('.') {
+        return None;
+    }
+    let child = || {
+        if rel.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{rel}/{name}")
+        }
+    };
+    let id = entry.oid.to_owned();
+    match entry.mode.kind() {
+        EntryKind::Tree => Some((child(), Node::Dir(id))),
+        EntryKind::Blob | EntryKind::BlobExecutable => {
+            (!rel.is_empty()).then(|| (child(), Node::File(id)))
+        }
+        EntryKind::Link => {
+            if warn {
+                tracing::warn!(path = child(), "skipping a symlink in the index");
+            }
+            None
+        }
+        EntryKind::Commit => {
+            if warn {
+                tracing::warn!(path = child(), "skipping a submodule in the index");
+            }
+            None
+        }
+    }
+}
+
 /// Every file below the root of `tree` that may be an index file, as sorted `/`-separated paths
-/// with their blob ids. Mirrors [`crate::DirIndex::list_paths`]: entries whose name starts with a
-/// dot, files at the root, symlinks and submodules are left out.
+/// with their blob ids (see [`classify`] for what is left out).
 fn list_blobs(
     repo: &gix::Repository,
     tree: gix::ObjectId,
@@ -461,37 +653,116 @@ fn list_blobs(
     while let Some((id, rel)) = stack.pop() {
         let tree = repo.find_tree(id)?;
         for entry in tree.iter() {
-            let entry = entry?;
-            let Ok(name) = std::str::from_utf8(entry.inner.filename) else {
-                tracing::warn!(dir = rel, name = %entry.inner.filename, "skipping a file whose name is not UTF-8");
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let child = if rel.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{rel}/{name}")
-            };
-            match entry.inner.mode.kind() {
-                EntryKind::Tree => stack.push((entry.object_id(), child)),
-                EntryKind::Blob | EntryKind::BlobExecutable => {
-                    if !rel.is_empty() {
-                        out.push((child, entry.object_id()));
-                    }
-                }
-                EntryKind::Link => {
-                    tracing::warn!(path = child, "skipping a symlink in the index");
-                }
-                EntryKind::Commit => {
-                    tracing::warn!(path = child, "skipping a submodule in the index");
-                }
+            match classify(&rel, &entry?.inner, true) {
+                Some((child, Node::Dir(id))) => stack.push((id, child)),
+                Some((child, Node::File(id))) => out.push((child, id)),
+                None => {}
             }
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// The index files that differ between the trees `old` and `new`, in path order (see
+/// [`GitIndex::diff_trees`]).
+///
+/// Both trees are walked together, directory by directory, merging each directory's entries in
+/// git's order; entries with the same name, mode and id on both sides are passed over without a
+/// look inside (or an allocation), so only the directories on the way to a change are read. gix's
+/// tree diff would do the walk too, but would report the files [`classify`] leaves out, and need
+/// the same filtering after the fact.
+fn diff_index_trees(
+    repo: &gix::Repository,
+    old: gix::ObjectId,
+    new: gix::ObjectId,
+) -> Result<Vec<TreeChange>, gix::Error> {
+    let mut out = Vec::new();
+    let mut strays = 0usize;
+    // Pairs of directories at the same path, `None` where one side has no directory there.
+    let mut stack = vec![(Some(old), Some(new), String::new())];
+    while let Some((old, new, rel)) = stack.pop() {
+        if old == new {
+            continue;
+        }
+        let old = old.map(|id| repo.find_tree(id)).transpose()?;
+        let new = new.map(|id| repo.find_tree(id)).transpose()?;
+        let olds = sorted_entries(old.as_ref())?;
+        let news = sorted_entries(new.as_ref())?;
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let (o, n) = match (olds.get(i), news.get(j)) {
+                (None, None) => break,
+                (Some(o), None) => (Some(o), None),
+                (None, Some(n)) => (None, Some(n)),
+                (Some(o), Some(n)) => match o.cmp(n) {
+                    Ordering::Less => (Some(o), None),
+                    Ordering::Greater => (None, Some(n)),
+                    Ordering::Equal if o.oid == n.oid && o.mode == n.mode => {
+                        i += 1;
+                        j += 1;
+                        continue;
+                    }
+                    Ordering::Equal => (Some(o), Some(n)),
+                },
+            };
+            i += usize::from(o.is_some());
+            j += usize::from(n.is_some());
+            // The old side was warned about when it was read as new.
+            let o = o.and_then(|e| classify(&rel, e, false));
+            let n = n.and_then(|e| classify(&rel, e, true));
+            let Some(path) = o.as_ref().or(n.as_ref()).map(|(p, _)| p.clone()) else {
+                continue;
+            };
+            let (o, n) = (o.map(|(_, node)| node), n.map(|(_, node)| node));
+            let file = |node| match node {
+                Some(Node::File(id)) => Some(id),
+                _ => None,
+            };
+            let dir = |node| match node {
+                Some(Node::Dir(id)) => Some(id),
+                _ => None,
+            };
+            let kind = match (file(o), file(n)) {
+                // A change of mode alone (executable or not) is no change to what is read.
+                (Some(a), Some(b)) if a != b => Some(ChangeKind::Modified),
+                (Some(_), None) => Some(ChangeKind::Deleted),
+                (None, Some(_)) => Some(ChangeKind::Added),
+                _ => None,
+            };
+            let (old_dir, new_dir) = (dir(o), dir(n));
+            if old_dir != new_dir {
+                stack.push((old_dir, new_dir, path.clone()));
+            }
+            if let Some(kind) = kind {
+                if path::name_of_index_path(&path).is_some() {
+                    out.push(TreeChange { path, kind });
+                } else {
+                    strays += 1;
+                }
+            }
+        }
+    }
+    if strays > 0 {
+        tracing::debug!(strays, "left changed files out that are not index files");
+    }
+    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The entries of `tree` (none for `None`) in git's order, which is how git writes them; a tree
+/// written otherwise is sorted, so that merging two trees by name stays correct.
+fn sorted_entries<'a>(
+    tree: Option<&'a gix::Tree<'_>>,
+) -> Result<Vec<gix::objs::tree::EntryRef<'a>>, gix::Error> {
+    let Some(tree) = tree else {
+        return Ok(Vec::new());
+    };
+    let mut entries = tree.decode()?.entries;
+    if !entries.is_sorted() {
+        entries.sort();
+    }
+    Ok(entries)
 }
 
 fn git_error(

@@ -35,7 +35,7 @@ pub use dir::DirIndex;
 pub use entry::{Dependency, IndexEntry, IndexRecord, LineErrorKind};
 pub use error::Error;
 pub use file::{IndexFile, LineError, MAX_LINE_LEN};
-pub use git::{FetchOutcome, GitId, GitIndex, GitTip};
+pub use git::{ChangeKind, FetchOutcome, GitId, GitIndex, GitTip, TreeChange};
 pub use name::{CrateName, MAX_NAME_LEN};
 pub use path::{index_path, index_prefix};
 pub use read::{ReadOptions, ReadStats};

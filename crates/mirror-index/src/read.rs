@@ -33,7 +33,7 @@ pub struct ReadStats {
     pub bad_lines: usize,
     /// Bytes of index files read.
     pub bytes: u64,
-    /// Index paths of the crates asked for by name that have no index file.
+    /// Index paths asked for (by crate name or by path) that hold no index file.
     pub not_found: Vec<String>,
 }
 
