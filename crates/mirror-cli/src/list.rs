@@ -4,10 +4,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use mirror_index::{CrateName, IndexFile};
+use mirror_index::{CrateName, IndexFile, ReadOptions};
 
 use crate::Outcome;
-use crate::source::Index;
 
 /// Arguments of `mirror-cli list`.
 #[derive(clap::Args)]
@@ -39,7 +38,7 @@ struct Row<'a> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<Outcome> {
-    let index = Index::open(&args.index, args.cache_dir)?;
+    let index = crate::source::open(&args.index, args.cache_dir)?;
     let template = index.dl_template(args.dl.as_deref())?;
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout);
@@ -92,7 +91,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<Outcome> {
             }
         }
     };
-    let stats = index.read(&args.crates, &mut sink)?;
+    let stats = index.read(&args.crates, &ReadOptions::default(), &mut sink)?;
     if write_error.is_none() {
         write_error = out.flush().err();
     }

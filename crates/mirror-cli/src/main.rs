@@ -10,7 +10,9 @@
 )]
 
 mod list;
+mod progress;
 mod source;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,12 @@ struct Cli {
 enum Command {
     /// List every version in an index with its checksum and download URL.
     List(list::Args),
+    /// Download every version not yet mirrored, verify it, and record it.
+    Sync(sync::SyncArgs),
+    /// Re-hash every recorded file; report (and with --repair mend) missing, corrupt and unexpected ones.
+    Verify(sync::VerifyArgs),
+    /// What the mirror holds and how its last sync went.
+    Status(sync::StatusArgs),
 }
 
 /// How a command that ran to the end went.
@@ -47,6 +55,9 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::List(args) => list::run(args),
+        Command::Sync(args) => sync::sync(args),
+        Command::Verify(args) => sync::verify(args),
+        Command::Status(args) => sync::status(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod list;
+mod sync;
 
 use std::path::Path;
 use std::process::{Command, Output};

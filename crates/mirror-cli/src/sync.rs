@@ -1,0 +1,422 @@
+//! `mirror-cli sync`, `verify` and `status`: the mirror itself.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, HumanDuration};
+use mirror_index::CrateName;
+use mirror_sync::{
+    FetchSettings, Interrupt, StatusReport, SyncOptions, SyncReport, VerifyOptions, VerifyReport,
+};
+
+use crate::Outcome;
+use crate::progress::{Reporter, handle_signals};
+
+/// Failures listed in the human summary (all are in `--json` and in `status`).
+const SHOWN_FAILURES: usize = 20;
+
+/// How downloads are made: shared by `sync` and `verify --repair`.
+#[derive(clap::Args)]
+pub(crate) struct FetchArgs {
+    /// Downloads in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// Requests per second, all downloads together.
+    #[arg(long, value_name = "N", default_value_t = 20.0)]
+    rate: f64,
+    /// The tool part of the User-Agent header.
+    #[arg(long, value_name = "S")]
+    user_agent: Option<String>,
+    /// How the registry's operators can reach you (an e-mail address or URL), sent in the
+    /// User-Agent. Registries ask for it.
+    #[arg(long, value_name = "CONTACT", env = "MIRROR_CLI_CONTACT")]
+    contact: Option<String>,
+    /// Attempts per download, the first included.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    attempts: u32,
+    /// The first backoff between attempts, in milliseconds (it doubles each retry).
+    #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
+    backoff_ms: u64,
+    /// Threads for parsing and hashing (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+}
+
+impl FetchArgs {
+    fn settings(&self) -> anyhow::Result<FetchSettings> {
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            anyhow::bail!("--rate must be a positive number of requests per second");
+        }
+        let mut settings = FetchSettings::default();
+        settings.jobs = Some(usize::from(self.jobs));
+        settings.rate = Some(self.rate);
+        settings.user_agent.clone_from(&self.user_agent);
+        settings.contact.clone_from(&self.contact);
+        settings.attempts = Some(self.attempts);
+        settings.backoff = Some(Duration::from_millis(self.backoff_ms));
+        Ok(settings)
+    }
+}
+
+/// Arguments of `mirror-cli sync`.
+#[derive(clap::Args)]
+pub(crate) struct SyncArgs {
+    /// The mirror directory.
+    #[arg(long, value_name = "DIR", default_value = "mirror")]
+    dest: PathBuf,
+    /// The index: a git URL, a local directory, or sparse+http(s)://… (needs --crate).
+    /// Default: the index of the mirror's last sync.
+    #[arg(long, value_name = "SRC", env = "MIRROR_CLI_INDEX")]
+    index: Option<String>,
+    /// Download URL template; defaults to the `dl` of the index's config.json.
+    #[arg(long, value_name = "TEMPLATE")]
+    dl: Option<String>,
+    /// Only these crates (repeatable).
+    #[arg(long = "crate", value_name = "NAME")]
+    crates: Vec<CrateName>,
+    /// Leave out yanked versions that are not mirrored yet.
+    #[arg(long)]
+    skip_yanked: bool,
+    /// Plan and say what would be downloaded, without downloading or recording anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print a JSON summary as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+/// Arguments of `mirror-cli verify`.
+#[derive(clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// The mirror directory.
+    #[arg(long, value_name = "DIR", default_value = "mirror")]
+    dest: PathBuf,
+    /// Download missing and corrupt versions again (corrupt files go to .mirror/quarantine).
+    #[arg(long)]
+    repair: bool,
+    /// Print a JSON summary as the last line of stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    fetch: FetchArgs,
+}
+
+/// Arguments of `mirror-cli status`.
+#[derive(clap::Args)]
+pub(crate) struct StatusArgs {
+    /// The mirror directory.
+    #[arg(long, value_name = "DIR", default_value = "mirror")]
+    dest: PathBuf,
+    /// Print the status as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn sync(args: SyncArgs) -> anyhow::Result<Outcome> {
+    let mut options = SyncOptions::default();
+    options.index = args.index;
+    options.dl = args.dl;
+    options.crates = args.crates;
+    options.skip_yanked = args.skip_yanked;
+    options.dry_run = args.dry_run;
+    options.threads = args.fetch.threads;
+    options.fetch = args.fetch.settings()?;
+    options.holder = Some("mirror-cli sync".to_owned());
+    let interrupt = Interrupt::new();
+    handle_signals(interrupt.clone());
+    let reporter = Reporter::start(false);
+    let result = mirror_sync::sync(&args.dest, &options, &reporter, &interrupt);
+    reporter.finish();
+    let report = result?;
+    let text = sync_summary(&report, &args.dest);
+    emit(&text, args.json.then(|| serde_json::to_string(&report)))?;
+    Ok(if report.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Problems
+    })
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let mut options = VerifyOptions::default();
+    options.repair = args.repair;
+    options.threads = args.fetch.threads;
+    options.fetch = args.fetch.settings()?;
+    options.holder = Some("mirror-cli verify".to_owned());
+    let interrupt = Interrupt::new();
+    handle_signals(interrupt.clone());
+    let reporter = Reporter::start(false);
+    let result = mirror_sync::verify(&args.dest, &options, &reporter, &interrupt);
+    reporter.finish();
+    let report = result?;
+    let text = verify_summary(&report, args.repair);
+    emit(&text, args.json.then(|| serde_json::to_string(&report)))?;
+    Ok(if report.is_clean() {
+        Outcome::Clean
+    } else {
+        Outcome::Problems
+    })
+}
+
+pub(crate) fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
+    let report = mirror_sync::status(&args.dest, Some("mirror-cli status"))?;
+    if args.json {
+        emit("", Some(serde_json::to_string(&report)))?;
+    } else {
+        emit(&status_summary(&report), None)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Prints the human summary (to stdout, or to stderr when JSON goes to stdout) and the JSON
+/// summary as the last line of stdout.
+fn emit(text: &str, json: Option<serde_json::Result<String>>) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match json {
+        Some(json) => {
+            eprint!("{text}");
+            writeln!(stdout, "{}", json?)?;
+        }
+        None => write!(stdout, "{text}")?,
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    let took = HumanDuration(Duration::from_millis(report.duration_ms));
+    let commit = report
+        .index_commit
+        .as_deref()
+        .map(|c| format!(" at commit {}", &c[..c.len().min(12)]))
+        .unwrap_or_default();
+    line(format!(
+        "{} into {}{commit}, {took}",
+        if report.dry_run {
+            "dry run of a sync"
+        } else {
+            "sync"
+        },
+        dest.display()
+    ));
+    line(format!(
+        "  index:        {} versions, {} selected",
+        report.index_versions, report.selected
+    ));
+    line(format!(
+        "  present:      {} already verified{}",
+        report.already_present,
+        if report.adopted > 0 {
+            format!(
+                " ({} found in place after an interrupted run and hashed)",
+                report.adopted
+            )
+        } else {
+            String::new()
+        }
+    ));
+    if report.dry_run {
+        line(format!(
+            "  would fetch:  {} versions (sizes are not in the index; they are known once downloaded)",
+            report.would_download
+        ));
+    } else {
+        let secs = (report.duration_ms as f64 / 1000.0).max(0.001);
+        line(format!(
+            "  downloaded:   {} versions, {} ({}/s over the run)",
+            report.downloaded,
+            HumanBytes(report.downloaded_bytes),
+            HumanBytes((report.downloaded_bytes as f64 / secs) as u64)
+        ));
+    }
+    if report.checksum_changed > 0 {
+        line(format!(
+            "  re-published: {} versions changed checksum upstream (old files in .mirror/quarantine):",
+            report.checksum_changed
+        ));
+        for change in report.checksum_changes.iter().take(SHOWN_FAILURES) {
+            line(format!(
+                "    {} {}: {} -> {}",
+                change.name, change.vers, change.old, change.new
+            ));
+        }
+    }
+    if report.removed_upstream > 0 {
+        line(format!(
+            "  removed:      {} versions no longer in the index (kept)",
+            report.removed_upstream
+        ));
+    }
+    if report.temp_cleaned > 0 {
+        line(format!(
+            "  cleaned:      {} temp files of an interrupted run",
+            report.temp_cleaned
+        ));
+    }
+    if !report.not_in_index.is_empty() {
+        line(format!(
+            "  not found:    {} (not in the index)",
+            report.not_in_index.join(", ")
+        ));
+    }
+    if report.index_errors > 0 {
+        line(format!(
+            "  bad lines:    {} index lines skipped:",
+            report.index_errors
+        ));
+        for sample in &report.index_error_samples {
+            line(format!("    {sample}"));
+        }
+    }
+    if report.failed > 0 {
+        line(format!(
+            "  failed:       {} versions (recorded; the next sync retries them):",
+            report.failed
+        ));
+        for failure in report.failures.iter().take(SHOWN_FAILURES) {
+            line(format!(
+                "    {} {}: {}: {}",
+                failure.name, failure.vers, failure.kind, failure.message
+            ));
+        }
+        if report.failures.len() > SHOWN_FAILURES {
+            line(format!(
+                "    … and {} more (see --json or `mirror-cli status`)",
+                report.failures.len() - SHOWN_FAILURES
+            ));
+        }
+    }
+    line(
+        if report.interrupted {
+            "interrupted: run the same command again to resume"
+        } else if report.dry_run {
+            "dry run: nothing was downloaded or recorded"
+        } else if report.is_clean() {
+            "done: every selected version is mirrored and verified"
+        } else {
+            "finished with problems (see above)"
+        }
+        .to_owned(),
+    );
+    out
+}
+
+fn verify_summary(report: &VerifyReport, repair: bool) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    let secs = (report.duration_ms as f64 / 1000.0).max(0.001);
+    line(format!(
+        "verify: {} files checked, {} ok, {} hashed in {} ({}/s)",
+        report.checked,
+        report.ok,
+        HumanBytes(report.bytes),
+        HumanDuration(Duration::from_millis(report.duration_ms)),
+        HumanBytes((report.bytes as f64 / secs) as u64)
+    ));
+    for (what, list) in [("missing", &report.missing), ("corrupt", &report.corrupt)] {
+        if !list.is_empty() {
+            line(format!("  {what}: {}", list.len()));
+            for v in list.iter().take(SHOWN_FAILURES) {
+                line(format!("    {} {}", v.name, v.vers));
+            }
+            if list.len() > SHOWN_FAILURES {
+                line(format!("    … and {} more", list.len() - SHOWN_FAILURES));
+            }
+        }
+    }
+    if !report.unexpected.is_empty() {
+        line(format!(
+            "  unexpected: {} files no record accounts for (left in place):",
+            report.unexpected.len()
+        ));
+        for path in report.unexpected.iter().take(SHOWN_FAILURES) {
+            line(format!("    {path}"));
+        }
+    }
+    if repair {
+        line(format!("  repaired: {}", report.repaired));
+        for failure in report.failures.iter().take(SHOWN_FAILURES) {
+            line(format!(
+                "    failed: {} {}: {}: {}",
+                failure.name, failure.vers, failure.kind, failure.message
+            ));
+        }
+    }
+    let broken = report.missing.len() + report.corrupt.len();
+    line(if report.interrupted {
+        "interrupted: run verify again to check everything".to_owned()
+    } else if report.is_clean() {
+        "ok: every recorded file is present and matches its checksum".to_owned()
+    } else if broken > 0 && !repair {
+        "problems found: they are no longer recorded as verified; `mirror-cli verify --repair` or the next sync downloads them again".to_owned()
+    } else {
+        "problems found (see above)".to_owned()
+    });
+    out
+}
+
+fn status_summary(report: &StatusReport) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("mirror {}", report.dest));
+    line(format!(
+        "  index:      {}",
+        report.index_source.as_deref().unwrap_or("(never synced)")
+    ));
+    if let Some(dl) = &report.dl {
+        line(format!("  downloads:  {dl}"));
+    }
+    if let Some(cdn) = &report.cdn_template {
+        line(format!("  cdn:        {cdn} (learned)"));
+    }
+    line(format!(
+        "  verified:   {} versions, {}",
+        report.verified,
+        HumanBytes(report.verified_bytes)
+    ));
+    line(format!("  failed:     {} versions", report.failed));
+    for failure in report.failures.iter().take(SHOWN_FAILURES) {
+        line(format!(
+            "    {} {}: {}: {}",
+            failure.name, failure.vers, failure.kind, failure.message
+        ));
+    }
+    if report.removed_upstream > 0 {
+        line(format!(
+            "  removed:    {} upstream removals recorded",
+            report.removed_upstream
+        ));
+    }
+    line(format!(
+        "  complete for index commit: {}",
+        report.synced_commit.as_deref().unwrap_or("none yet")
+    ));
+    let last = match report.last_sync_unix {
+        Some(at) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!(
+                "{} ago",
+                HumanDuration(Duration::from_secs(now.saturating_sub(at)))
+            )
+        }
+        None => "never".to_owned(),
+    };
+    line(format!("  syncs:      {} (last {last})", report.sync_count));
+    out
+}

@@ -1,0 +1,665 @@
+//! `mirror-cli sync`, `verify` and `status` end to end: the real-crates fixture, its git index
+//! read over `file://`, its crate files served by the testkit registry over HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use mirror_store::Store;
+use mirror_testkit::server::{Fault, RegistryOptions, TestServer};
+use mirror_testkit::{RealRegistry, RealRegistryOptions, real_registry};
+use serde_json::Value;
+
+use crate::{stderr, stdout};
+
+/// A registry on a loopback server and an empty mirror directory.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    // Runs the server; declared before it so the server is dropped first.
+    server: TestServer,
+    _rt: tokio::runtime::Runtime,
+    registry: RealRegistry,
+    dest: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let reg = tmp.path().join("reg");
+        // The server reads its trees at request time, so it can start before they exist and the
+        // fixture's config.json can name the server's own download API.
+        let server = rt.block_on(TestServer::start_registry(RegistryOptions::new(
+            reg.join("sparse"),
+            Some(reg.join("cdn")),
+        )));
+        let registry = real_registry(&reg, &RealRegistryOptions::with_dl(server.dl_api())).unwrap();
+        let dest = tmp.path().join("mirror");
+        Fixture {
+            server,
+            _rt: rt,
+            registry,
+            dest,
+            tmp,
+        }
+    }
+
+    fn index(&self) -> String {
+        format!("file://{}", self.registry.git.display())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mirror-cli"));
+        command
+            .args(args)
+            .env("HOME", self.tmp.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("MIRROR_CLI_INDEX")
+            .env_remove("MIRROR_CLI_CONTACT");
+        command
+    }
+
+    /// `sync --json` with fast, still bounded, politeness for tests.
+    fn sync_command(&self, extra: &[&str]) -> Command {
+        let dest = self.dest.to_str().unwrap();
+        let index = self.index();
+        let mut args = vec![
+            "sync",
+            "--dest",
+            dest,
+            "--index",
+            &index,
+            "--json",
+            "--backoff-ms",
+            "5",
+            "--contact",
+            "tests@example.org",
+        ];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--rate") {
+            args.extend_from_slice(&["--rate", "1000"]);
+        }
+        self.command(&args)
+    }
+
+    fn sync(&self, extra: &[&str]) -> (Output, Value) {
+        let out = self.sync_command(extra).output().unwrap();
+        let summary = summary(&out);
+        (out, summary)
+    }
+
+    fn verify(&self, extra: &[&str]) -> (Output, Value) {
+        let mut args = vec!["verify", "--dest", self.dest.to_str().unwrap(), "--json"];
+        args.extend_from_slice(&["--rate", "1000", "--backoff-ms", "5"]);
+        args.extend_from_slice(extra);
+        let out = self.command(&args).output().unwrap();
+        let summary = summary(&out);
+        (out, summary)
+    }
+
+    fn status(&self) -> (Output, Value) {
+        let out = self
+            .command(&["status", "--dest", self.dest.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        let summary = summary(&out);
+        (out, summary)
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.dest).unwrap()
+    }
+
+    fn cdn_path(&self, index: usize) -> String {
+        let v = &self.registry.versions[index];
+        format!("/crates/{0}/{0}-{1}.crate", v.name(), v.vers())
+    }
+
+    /// Every file under `crates/`, relative to it.
+    fn files_under_crates(&self) -> BTreeSet<PathBuf> {
+        let root = self.dest.join("crates");
+        let mut out = BTreeSet::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(listing) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in listing {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    out.insert(entry.path().strip_prefix(&root).unwrap().to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Asserts that every file under `crates/` is the crate file of a fixture version, under its
+    /// final name, with exactly the fixture's bytes (never a temp file, never a partial or wrong
+    /// file), and returns how many there are.
+    fn assert_files_are_verified_copies(&self) -> usize {
+        let store = self.store();
+        let expected: BTreeMap<PathBuf, String> = self
+            .registry
+            .versions
+            .iter()
+            .map(|v| {
+                (
+                    store
+                        .relative_crate_path(v.name(), v.vers())
+                        .strip_prefix("crates")
+                        .unwrap()
+                        .to_owned(),
+                    v.cksum().to_string(),
+                )
+            })
+            .collect();
+        let files = self.files_under_crates();
+        for rel in &files {
+            let cksum = expected
+                .get(rel)
+                .unwrap_or_else(|| panic!("{} is not a crate file of the index", rel.display()));
+            let (_, sum) = mirror_store::hash_file(&self.dest.join("crates").join(rel)).unwrap();
+            assert_eq!(
+                &sum.to_string(),
+                cksum,
+                "{} has the wrong bytes",
+                rel.display()
+            );
+        }
+        files.len()
+    }
+}
+
+fn summary(out: &Output) -> Value {
+    let text = stdout(out);
+    let last = text.lines().last().unwrap_or_else(|| {
+        panic!("no output; stderr:\n{}", stderr(out));
+    });
+    serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!(
+            "last line is not JSON ({e}): {last}\nstderr:\n{}",
+            stderr(out)
+        )
+    })
+}
+
+fn count(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
+}
+
+#[test]
+fn first_sync_mirrors_everything_and_the_second_downloads_nothing() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    assert!(n > 50, "the fixture should have many versions, has {n}");
+
+    let (out, first) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&first, "index_versions"), n);
+    assert_eq!(count(&first, "selected"), n);
+    assert_eq!(count(&first, "already_present"), 0);
+    assert_eq!(count(&first, "downloaded"), n);
+    assert_eq!(count(&first, "failed"), 0);
+    assert_eq!(first["failures"], Value::Array(vec![]));
+    let bytes: u64 = f.registry.versions.iter().map(|v| v.size).sum();
+    assert_eq!(count(&first, "downloaded_bytes"), bytes);
+    for field in ["removed_upstream", "checksum_changed", "duration_ms"] {
+        assert!(first[field].is_u64(), "{field} in {first}");
+    }
+    // Every version is in place, under its final name, with bytes matching its cksum.
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+    // The human summary went to stderr, since stdout carries the JSON.
+    assert!(
+        stderr(&out).contains("done: every selected version"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Straight to the CDN once two redirects agreed: the API was asked only a few times.
+    let api = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/"))
+        .count();
+    assert!(api <= 4, "{api} requests went to the download API");
+
+    f.server.clear_requests();
+    let (out, second) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&second, "downloaded"), 0);
+    assert_eq!(count(&second, "already_present"), n);
+    let crate_requests = f
+        .server
+        .requests()
+        .iter()
+        .filter(|r| !r.path.starts_with("/index/"))
+        .count();
+    assert_eq!(crate_requests, 0, "a no-op sync must not download");
+
+    let (out, status) = f.status();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&status, "verified"), n);
+    assert_eq!(count(&status, "verified_bytes"), bytes);
+    assert_eq!(count(&status, "failed"), 0);
+    assert_eq!(status["index_source"], Value::String(f.index()));
+    assert_eq!(
+        status["synced_commit"],
+        Value::String(f.registry.commit.clone())
+    );
+    assert!(status["cdn_template"].as_str().unwrap().contains("{crate}"));
+
+    let (out, verify) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&verify, "checked"), n);
+    assert_eq!(count(&verify, "ok"), n);
+    assert_eq!(verify["missing"], Value::Array(vec![]));
+    assert_eq!(verify["corrupt"], Value::Array(vec![]));
+    assert_eq!(verify["unexpected"], Value::Array(vec![]));
+    assert_eq!(count(&verify, "repaired"), 0);
+
+    // The human forms work too.
+    let out = f
+        .command(&["status", "--dest", f.dest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains(&format!("verified:   {n} versions")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn the_index_is_remembered_and_a_dry_run_writes_nothing() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let (out, dry) = f.sync(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dry["dry_run"], Value::Bool(true));
+    assert_eq!(count(&dry, "would_download"), n);
+    assert_eq!(count(&dry, "downloaded"), 0);
+    assert!(f.files_under_crates().is_empty());
+    assert!(
+        f.server
+            .requests()
+            .iter()
+            .all(|r| r.path.starts_with("/index/")),
+        "a dry run downloads nothing"
+    );
+
+    // A dry run records nothing, so the index is not remembered yet.
+    let dest = f.dest.to_str().unwrap();
+    let out = f.command(&["sync", "--dest", dest]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pass --index"), "{}", stderr(&out));
+
+    let (out, _) = f.sync(&["--crate", f.registry.versions[0].name().as_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Now it is: a sync without --index uses the recorded one.
+    let out = f
+        .command(&["sync", "--dest", dest, "--json", "--rate", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = summary(&out);
+    assert_eq!(count(&all, "index_versions"), n);
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+}
+
+#[test]
+fn selection_by_crate_and_skip_yanked() {
+    let f = Fixture::new();
+    // Two crates: one with a yanked version if the fixture has any.
+    let yanked = f.registry.versions.iter().find(|v| v.entry.yanked());
+    let first = f.registry.versions[0].name().clone();
+    let mut names = vec![first.clone()];
+    if let Some(v) = yanked {
+        names.push(v.name().clone());
+    }
+    names.dedup();
+    let mut args = Vec::new();
+    for name in &names {
+        args.push("--crate");
+        args.push(name.as_str());
+    }
+    args.push("--skip-yanked");
+    let (out, report) = f.sync(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let of_names: Vec<_> = f
+        .registry
+        .versions
+        .iter()
+        .filter(|v| names.contains(v.name()))
+        .collect();
+    let wanted = of_names.iter().filter(|v| !v.entry.yanked()).count() as u64;
+    assert_eq!(count(&report, "index_versions"), of_names.len() as u64);
+    assert_eq!(count(&report, "selected"), wanted);
+    assert_eq!(count(&report, "downloaded"), wanted);
+    assert_eq!(f.assert_files_are_verified_copies() as u64, wanted);
+
+    // A crate the index does not have is a problem, reported by name.
+    let (out, report) = f.sync(&["--crate", "no-such-crate-here"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(report["not_in_index"][0], "no-such-crate-here");
+}
+
+#[test]
+fn faults_exit_1_with_the_failures_listed_and_the_next_run_retries_them() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let (missing, broken, wrong) = (f.cdn_path(1), f.cdn_path(2), f.cdn_path(3));
+    f.server.inject(&missing, Fault::Status(404));
+    f.server.inject(&broken, Fault::Status(500));
+    f.server.inject(&wrong, Fault::WrongBytes);
+    // Transient trouble elsewhere is retried within the run and costs nothing.
+    f.server.inject_times(&f.cdn_path(4), Fault::Status(503), 2);
+    f.server
+        .inject_times(&f.cdn_path(5), Fault::Truncate { after: 10 }, 1);
+
+    let (out, report) = f.sync(&["--attempts", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(count(&report, "failed"), 3);
+    assert_eq!(count(&report, "downloaded"), n - 3);
+    let mut kinds: Vec<(String, String)> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert!(!f["message"].as_str().unwrap().is_empty());
+            (
+                format!(
+                    "{} {}",
+                    f["name"].as_str().unwrap(),
+                    f["vers"].as_str().unwrap()
+                ),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let mut expected = vec![
+        (f.registry.versions[1].clone(), "not_found"),
+        (f.registry.versions[2].clone(), "http"),
+        (f.registry.versions[3].clone(), "checksum_mismatch"),
+    ]
+    .into_iter()
+    .map(|(v, k)| (format!("{} {}", v.name(), v.vers()), k.to_owned()))
+    .collect::<Vec<_>>();
+    expected.sort();
+    assert_eq!(kinds, expected);
+    // No bad bytes anywhere under crates/, and the failed ones are not there.
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n - 3);
+    let (_, status) = f.status();
+    assert_eq!(count(&status, "failed"), 3);
+    // The human summary names them too.
+    let text = stderr(&out);
+    assert!(text.contains("failed:       3 versions"), "{text}");
+    assert!(
+        text.contains(f.registry.versions[1].name().as_str()),
+        "{text}"
+    );
+
+    f.server.clear_faults();
+    f.server.clear_requests();
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&report, "downloaded"), 3);
+    assert_eq!(count(&report, "already_present"), n - 3);
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+    let (_, status) = f.status();
+    assert_eq!(count(&status, "failed"), 0);
+    assert_eq!(count(&status, "verified"), n);
+}
+
+#[test]
+fn verify_finds_missing_corrupt_and_unexpected_files_and_repair_mends_them() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let (out, _) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = f.store();
+    let (gone, bad, flipped) = (
+        &f.registry.versions[0],
+        &f.registry.versions[1],
+        &f.registry.versions[2],
+    );
+    std::fs::remove_file(store.crate_path(gone.name(), gone.vers())).unwrap();
+    // Same size, one byte different: only the hash can tell.
+    let bad_path = store.crate_path(bad.name(), bad.vers());
+    let mut bytes = std::fs::read(&bad_path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&bad_path, &bytes).unwrap();
+    // Truncated: caught by the size alone.
+    let flipped_path = store.crate_path(flipped.name(), flipped.vers());
+    let len = std::fs::metadata(&flipped_path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&flipped_path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let stray = f.dest.join("crates").join("stray.txt");
+    std::fs::write(&stray, b"not a crate").unwrap();
+
+    let (out, report) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(count(&report, "checked"), n);
+    assert_eq!(count(&report, "ok"), n - 3);
+    let refs = |field: &str| -> Vec<String> {
+        let mut list: Vec<String> = report[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v["name"].as_str().unwrap(),
+                    v["vers"].as_str().unwrap()
+                )
+            })
+            .collect();
+        list.sort();
+        list
+    };
+    assert_eq!(
+        refs("missing"),
+        vec![format!("{} {}", gone.name(), gone.vers())]
+    );
+    let mut corrupt = vec![
+        format!("{} {}", bad.name(), bad.vers()),
+        format!("{} {}", flipped.name(), flipped.vers()),
+    ];
+    corrupt.sort();
+    assert_eq!(refs("corrupt"), corrupt);
+    assert_eq!(
+        report["unexpected"],
+        serde_json::json!(["crates/stray.txt"])
+    );
+    assert_eq!(count(&report, "repaired"), 0);
+    // The state no longer claims them.
+    let (_, status) = f.status();
+    assert_eq!(count(&status, "verified"), n - 3);
+    assert_eq!(count(&status, "failed"), 3);
+
+    f.server.clear_requests();
+    let (out, report) = f.verify(&["--repair"]);
+    // The stray file is still there, so the run still reports a problem.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(count(&report, "repaired"), 3, "{report}");
+    assert_eq!(
+        report["unexpected"],
+        serde_json::json!(["crates/stray.txt"])
+    );
+    // Repairs went straight to the CDN with the learned template, never to the API.
+    let requests = f.server.requests();
+    assert!(requests.iter().all(|r| !r.path.starts_with("/api/")));
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.path.starts_with("/crates/"))
+            .count(),
+        3
+    );
+    // Corrupt copies were moved to quarantine, not deleted.
+    let quarantined = walk_names(&f.dest.join(".mirror/quarantine"));
+    assert!(
+        quarantined
+            .iter()
+            .any(|p| p.ends_with(&format!("{}-{}.crate", bad.name(), bad.vers()))),
+        "{quarantined:?}"
+    );
+
+    std::fs::remove_file(&stray).unwrap();
+    let (out, report) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&report, "ok"), n);
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+}
+
+fn walk_names(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_second_process_on_the_same_mirror_is_refused_with_exit_2() {
+    let f = Fixture::new();
+    let (out, _) = f.sync(&["--crate", f.registry.versions[0].name().as_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let held = mirror_state::State::open(
+        &f.store().state_dir(),
+        mirror_state::StateOptions {
+            holder: "the test".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for args in [
+        vec!["sync", "--dest", f.dest.to_str().unwrap()],
+        vec!["verify", "--dest", f.dest.to_str().unwrap()],
+        vec!["status", "--dest", f.dest.to_str().unwrap()],
+    ] {
+        let out = f.command(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains("held by pid") && text.contains("the test"),
+            "{text}"
+        );
+    }
+    drop(held);
+    let (out, _) = f.status();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_sync_killed_at_random_moments_always_converges() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    // Slow enough that every kill lands mid-run: a few hundred versions at 60 per second.
+    let slow = ["--rate", "60", "--jobs", "4"];
+    let mut rng = fastrand::Rng::with_seed(0x5eed_4b11);
+    let mut kills = 0;
+    for round in 0..12 {
+        let mut child: Child = f
+            .sync_command(&slow)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(150..1500)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // Whatever the moment, nothing under crates/ is partial, temp or wrong.
+        let present = f.assert_files_are_verified_copies();
+        if present as u64 == n && round >= 10 {
+            break;
+        }
+    }
+    assert!(kills >= 10, "only {kills} runs were killed mid-way");
+
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        count(&report, "already_present") + count(&report, "downloaded"),
+        n,
+        "{report}"
+    );
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+    let (out, verify) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&verify, "ok"), n);
+    assert_eq!(verify["unexpected"], Value::Array(vec![]));
+    // Temp files of killed runs were cleaned at the start of the next one.
+    let tmp = f.dest.join(".mirror/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let child = f
+        .sync_command(&["--rate", "40", "--jobs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = summary(&out);
+    assert_eq!(report["interrupted"], Value::Bool(true));
+    let done = count(&report, "downloaded");
+    assert!(
+        done > 0 && done < n,
+        "downloaded {done} of {n} before the interrupt"
+    );
+    assert!(
+        stderr(&out).contains("run the same command again"),
+        "{}",
+        stderr(&out)
+    );
+    // Everything it did is recorded and intact. A download dropped between its rename and its
+    // record leaves a good file without a record (at most one per job), adopted next time.
+    let present = f.assert_files_are_verified_copies() as u64;
+    assert!(
+        (done..=done + 2).contains(&present),
+        "{present} files, {done} downloaded"
+    );
+    let (_, status) = f.status();
+    assert_eq!(count(&status, "verified"), done);
+
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&report, "already_present"), present);
+    assert_eq!(count(&report, "adopted"), present - done);
+    assert_eq!(count(&report, "downloaded"), n - present);
+}

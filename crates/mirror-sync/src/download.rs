@@ -1,0 +1,270 @@
+//! Running many downloads at once: fetch (polite, verified) into a pending file, commit it into
+//! place, then record it verified. Shared by sync and `verify --repair`.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use mirror_fetch::{Download, FetchErrorKind, FetchOptions, Fetcher, Sink};
+use mirror_index::{Checksum, CrateName, DlTemplate, Version};
+use mirror_state::State;
+use mirror_store::Store;
+use tokio::task::JoinSet;
+
+use crate::{Error, Failure, Interrupt, Progress};
+
+/// How downloads are made. Every `None` keeps the default of [`FetchOptions`] (see
+/// `docs/politeness.md`).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct FetchSettings {
+    /// Requests in flight at once (`--jobs`).
+    pub jobs: Option<usize>,
+    /// Requests per second (`--rate`).
+    pub rate: Option<f64>,
+    /// The tool part of the User-Agent (`--user-agent`).
+    pub user_agent: Option<String>,
+    /// Contact information appended to the User-Agent (`--contact`).
+    pub contact: Option<String>,
+    /// Attempts per download, the first included.
+    pub attempts: Option<u32>,
+    /// The first backoff between attempts.
+    pub backoff: Option<Duration>,
+}
+
+impl FetchSettings {
+    /// The `User-Agent` downloads and index requests send.
+    pub fn full_user_agent(&self) -> String {
+        let dl = DlTemplate::new("http://unused.invalid/").expect("a constant valid template");
+        self.options(dl, None).full_user_agent()
+    }
+
+    /// The fetch options for downloads from `dl`, with `cdn` as an already learned CDN template.
+    pub(crate) fn options(&self, dl: DlTemplate, cdn: Option<DlTemplate>) -> FetchOptions {
+        let mut options = FetchOptions::new(dl);
+        options.cdn_template = cdn;
+        if let Some(jobs) = self.jobs {
+            options.max_in_flight = jobs.max(1);
+        }
+        if let Some(rate) = self.rate {
+            options.requests_per_second = rate;
+            // A burst larger than the rate would let a slow limit be exceeded in its first second.
+            options.burst = options.burst.min((rate.ceil() as u32).max(1));
+            options.api_requests_per_second = options.api_requests_per_second.min(rate);
+            options.min_requests_per_second = options.min_requests_per_second.min(rate);
+        }
+        options.user_agent.clone_from(&self.user_agent);
+        options.contact.clone_from(&self.contact);
+        if let Some(attempts) = self.attempts {
+            options.max_attempts = attempts.max(1);
+        }
+        if let Some(backoff) = self.backoff {
+            options.backoff_initial = backoff;
+            options.backoff_max = options.backoff_max.max(backoff);
+        }
+        options
+    }
+}
+
+/// One version to download.
+#[derive(Clone, Debug)]
+pub(crate) struct Work {
+    pub(crate) name: CrateName,
+    pub(crate) vers: Version,
+    pub(crate) cksum: Checksum,
+}
+
+/// What a batch of downloads did.
+#[derive(Debug, Default)]
+pub(crate) struct Downloaded {
+    pub(crate) done: u64,
+    pub(crate) bytes: u64,
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) interrupted: bool,
+    /// Set when the mirror's own disk or state failed: the run stopped starting downloads.
+    pub(crate) stopped: Option<String>,
+}
+
+enum Outcome {
+    Done(u64),
+    /// The registry side failed; recorded in the state, retried next run.
+    Failed(Failure),
+    /// Our side failed (disk full, state unwritable): stop the run.
+    Local(Failure),
+}
+
+/// Downloads `work` with `fetcher` into `store`, recording each result in `state`, with at most
+/// the fetcher's in-flight limit running at once. Stops early on `interrupt` (dropping downloads
+/// in flight, whose temp files are deleted) or when the local disk fails.
+pub(crate) async fn download_all(
+    work: Vec<Work>,
+    fetcher: &Fetcher,
+    store: &Arc<Store>,
+    state: &Arc<State>,
+    progress: &dyn Progress,
+    interrupt: &Interrupt,
+) -> Downloaded {
+    let mut result = Downloaded::default();
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut reported = 0u64;
+    // Twice the in-flight limit keeps the fetcher busy without holding a task per version.
+    let window = fetcher.options().max_in_flight.max(1) * 2;
+    let mut queue = work.into_iter();
+    let mut tasks: JoinSet<(Work, Outcome)> = JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        while result.stopped.is_none() && !result.interrupted && tasks.len() < window {
+            let Some(item) = queue.next() else { break };
+            let (fetcher, store, state, counter) = (
+                fetcher.clone(),
+                store.clone(),
+                state.clone(),
+                counter.clone(),
+            );
+            tasks.spawn(async move {
+                let outcome = download_one(&item, &fetcher, &store, &state, &counter).await;
+                (item, outcome)
+            });
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = interrupt.triggered(), if !result.interrupted => {
+                result.interrupted = true;
+                tasks.abort_all();
+            }
+            joined = tasks.join_next() => {
+                let Some(joined) = joined else { continue };
+                let (item, outcome) = match joined {
+                    Ok(done) => done,
+                    // Aborted by an interrupt: its pending file was dropped and deleted.
+                    Err(e) if e.is_cancelled() => continue,
+                    Err(e) => {
+                        result.stopped = Some(format!("a download task failed: {e}"));
+                        continue;
+                    }
+                };
+                match outcome {
+                    Outcome::Done(len) => {
+                        result.done += 1;
+                        result.bytes += len;
+                        progress.done(&item.name, &item.vers);
+                    }
+                    Outcome::Failed(failure) => {
+                        progress.failed(&item.name, &item.vers, &failure.kind, &failure.message);
+                        result.failures.push(failure);
+                    }
+                    Outcome::Local(failure) => {
+                        progress.failed(&item.name, &item.vers, &failure.kind, &failure.message);
+                        if result.stopped.is_none() {
+                            tracing::error!("{}; stopping the run", failure.message);
+                            result.stopped = Some(failure.message.clone());
+                        }
+                        result.failures.push(failure);
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let now = counter.load(Ordering::Relaxed);
+        if now > reported {
+            progress.bytes(now - reported);
+            reported = now;
+        }
+    }
+    result
+}
+
+async fn download_one(
+    item: &Work,
+    fetcher: &Fetcher,
+    store: &Store,
+    state: &State,
+    counter: &AtomicU64,
+) -> Outcome {
+    let failure = |kind: &str, message: String| Failure {
+        name: item.name.to_string(),
+        vers: item.vers.to_string(),
+        kind: kind.to_owned(),
+        message,
+    };
+    let mut pending = match store.begin(&item.name, &item.vers) {
+        Ok(pending) => pending,
+        Err(e) => return Outcome::Local(failure("storage", e.to_string())),
+    };
+    let mut sink = Counting {
+        inner: &mut pending,
+        counter,
+        written: 0,
+    };
+    let download = Download::new(&item.name, &item.vers, &item.cksum);
+    let verified = match fetcher.fetch(&download, &mut sink).await {
+        Ok(verified) => verified,
+        Err(e) if matches!(e.kind(), FetchErrorKind::Sink) => {
+            return Outcome::Local(failure("storage", e.to_string()));
+        }
+        Err(e) => {
+            let kind = e.kind().as_str();
+            let message = e.to_string();
+            tracing::warn!(name = %item.name, vers = %item.vers, kind, "{message}");
+            if let Err(e) = state.mark_failed(&item.name, &item.vers, item.cksum, kind, &message) {
+                return Outcome::Local(failure("state", e.to_string()));
+            }
+            return Outcome::Failed(failure(kind, message));
+        }
+    };
+    // Order matters: the file goes in place first, then the state says verified. A crash in
+    // between leaves a file without a record, which the next run hashes and adopts.
+    if let Err(e) = pending.commit().await {
+        return Outcome::Local(failure("storage", e.to_string()));
+    }
+    if let Err(e) = state.mark_verified(&item.name, &item.vers, item.cksum, verified.len) {
+        return Outcome::Local(failure("state", e.to_string()));
+    }
+    tracing::debug!(name = %item.name, vers = %item.vers, bytes = verified.len, attempts = verified.attempts, "verified");
+    Outcome::Done(verified.len)
+}
+
+/// A sink that counts the bytes going through it into a shared counter, for progress.
+struct Counting<'a, S> {
+    inner: &'a mut S,
+    counter: &'a AtomicU64,
+    written: u64,
+}
+
+impl<S: Sink> Sink for Counting<'_, S> {
+    async fn reset(&mut self) -> io::Result<()> {
+        self.counter.fetch_sub(self.written, Ordering::Relaxed);
+        self.written = 0;
+        self.inner.reset().await
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.inner.write(chunk).await?;
+        self.written += chunk.len() as u64;
+        self.counter
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> io::Result<()> {
+        self.inner.finish().await
+    }
+}
+
+/// A multi-threaded runtime for downloads.
+pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, Error> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    builder
+        .thread_name("mirror-download")
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Runtime { source })
+}

@@ -1,0 +1,207 @@
+//! `Source`: the index named by `--index`, opened and ready to read, wherever it lives.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use mirror_index::{
+    CrateName, DirIndex, DlTemplate, GitId, GitIndex, GitTip, IndexConfig, IndexFile, ReadOptions,
+    ReadStats, SourceSpec, SparseIndex, SparseOptions,
+};
+
+use crate::Error;
+
+/// Sparse index files fetched at once. Small: a sparse source is only ever read for a named set
+/// of crates.
+const SPARSE_CONCURRENCY: usize = 8;
+
+/// An index source, opened: a local directory, a git repository cloned into a local bare
+/// repository, or a sparse HTTP index.
+///
+/// ```no_run
+/// use mirror_index::ReadOptions;
+/// use mirror_sync::Source;
+///
+/// let never = std::sync::atomic::AtomicBool::new(false);
+/// let source = Source::open("file:///srv/index.git", "mirror/.mirror/index.git".as_ref(), "my-tool/1.0", &never)?;
+/// let dl = source.dl_template(None)?;
+/// source.read(&[], &ReadOptions::default(), &mut |file| {
+///     for entry in &file.entries {
+///         println!("{}", dl.expand(entry.name(), entry.vers(), entry.cksum()));
+///     }
+/// })?;
+/// # Ok::<(), mirror_sync::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Source {
+    spec: String,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Dir(DirIndex),
+    Git {
+        // Boxed: a repository handle is a kilobyte, the other variants a few words.
+        index: Box<GitIndex>,
+        previous: Option<GitTip>,
+        tip: GitTip,
+    },
+    Sparse {
+        index: SparseIndex,
+        runtime: tokio::runtime::Runtime,
+    },
+}
+
+impl Source {
+    /// Opens `src` (see [`SourceSpec::parse`]). A git index is cloned into, or fetched into,
+    /// the bare repository `git_dir`; `interrupt` stops a long clone or fetch early (with an
+    /// error). `user_agent` is sent with sparse index requests.
+    pub fn open(
+        src: &str,
+        git_dir: &Path,
+        user_agent: &str,
+        interrupt: &AtomicBool,
+    ) -> Result<Source, Error> {
+        let spec = SourceSpec::parse(src)?;
+        let kind = match spec {
+            SourceSpec::Dir(path) => Kind::Dir(DirIndex::open(path)?),
+            SourceSpec::Git(url) => {
+                tracing::info!(%url, dir = %git_dir.display(), "updating the git index");
+                let index = GitIndex::open_or_clone(&url, git_dir)?;
+                let outcome = index.fetch_interruptible(interrupt)?;
+                Kind::Git {
+                    index: Box::new(index),
+                    previous: outcome.previous,
+                    tip: outcome.current,
+                }
+            }
+            SourceSpec::Sparse(url) => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Runtime { source: e })?;
+                let index = SparseIndex::new(&url, SparseOptions::new(user_agent))?;
+                Kind::Sparse { index, runtime }
+            }
+            other => {
+                return Err(Error::Config(format!("unsupported index source {other:?}")));
+            }
+        };
+        Ok(Source {
+            spec: src.to_owned(),
+            kind,
+        })
+    }
+
+    /// The source as it was given to [`Source::open`].
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// For a git source, the commit and tree read (after the fetch), and the ones before it.
+    pub fn git_tips(&self) -> Option<(Option<GitTip>, GitTip)> {
+        match &self.kind {
+            Kind::Git { previous, tip, .. } => Some((*previous, *tip)),
+            _ => None,
+        }
+    }
+
+    /// For a git source, the local repository.
+    pub fn git_index(&self) -> Option<&GitIndex> {
+        match &self.kind {
+            Kind::Git { index, .. } => Some(index),
+            _ => None,
+        }
+    }
+
+    /// Whether the source can list every crate (a sparse index cannot).
+    pub fn can_enumerate(&self) -> bool {
+        !matches!(self.kind, Kind::Sparse { .. })
+    }
+
+    /// The index's `config.json`, if it has one.
+    pub fn config(&self) -> Result<Option<IndexConfig>, Error> {
+        Ok(match &self.kind {
+            Kind::Dir(dir) => dir.config()?,
+            Kind::Git { index, tip, .. } => index.config(&tip.tree)?,
+            Kind::Sparse { index, runtime } => Some(runtime.block_on(index.config())?),
+        })
+    }
+
+    /// The download template: `dl` if given (a `--dl` flag), else the index's `config.json`.
+    pub fn dl_template(&self, dl: Option<&str>) -> Result<DlTemplate, Error> {
+        if let Some(dl) = dl {
+            return Ok(DlTemplate::new(dl)?);
+        }
+        match self.config()? {
+            Some(config) => Ok(config.dl_template()?),
+            None => Err(Error::Config(
+                "the index has no config.json; pass --dl to say where crates download from"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Reads the whole index, or only `crates` when not empty, calling `sink` in index order.
+    pub fn read(
+        &self,
+        crates: &[CrateName],
+        options: &ReadOptions,
+        sink: &mut dyn FnMut(IndexFile),
+    ) -> Result<ReadStats, Error> {
+        Ok(match &self.kind {
+            Kind::Dir(dir) if crates.is_empty() => dir.read_all(options, sink)?,
+            Kind::Dir(dir) => dir.read_crates(crates, options, sink)?,
+            Kind::Git { index, tip, .. } if crates.is_empty() => {
+                index.read_all(&tip.tree, options, sink)?
+            }
+            Kind::Git { index, tip, .. } => index.read_crates(&tip.tree, crates, options, sink)?,
+            Kind::Sparse { .. } if crates.is_empty() => {
+                return Err(Error::Config(
+                    "a sparse index cannot be enumerated: name the crates with --crate, or use the git index"
+                        .to_owned(),
+                ));
+            }
+            Kind::Sparse { index, runtime } => {
+                runtime.block_on(read_sparse(index, crates, sink))?
+            }
+        })
+    }
+
+    /// The tree read, for a git source.
+    pub fn tree(&self) -> Option<GitId> {
+        self.git_tips().map(|(_, tip)| tip.tree)
+    }
+}
+
+/// Fetches the named crates a few at a time and hands them to `sink` in the order given.
+async fn read_sparse(
+    index: &SparseIndex,
+    crates: &[CrateName],
+    sink: &mut dyn FnMut(IndexFile),
+) -> Result<ReadStats, Error> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(SPARSE_CONCURRENCY));
+    let mut tasks = Vec::with_capacity(crates.len());
+    for name in crates {
+        let (index, name, limit) = (index.clone(), name.clone(), limit.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            index.fetch(&name).await
+        }));
+    }
+    let mut stats = ReadStats::default();
+    for (name, task) in crates.iter().zip(tasks) {
+        let fetched = task.await.map_err(|e| Error::Task(e.to_string()))??;
+        match fetched.into_file() {
+            Some(file) => {
+                stats.files += 1;
+                stats.entries += file.entries.len();
+                stats.bad_lines += file.problems.len();
+                sink(file);
+            }
+            None => stats.not_found.push(mirror_index::index_path(name)),
+        }
+    }
+    Ok(stats)
+}

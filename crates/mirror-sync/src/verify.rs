@@ -1,0 +1,331 @@
+//! `verify`: re-hash every recorded file on all cores, find what is missing, corrupt or
+//! unexpected, and with `repair` download the broken ones again.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mirror_fetch::Fetcher;
+use mirror_index::{Checksum, CrateName, DlTemplate, Version};
+use mirror_state::{State, StateOptions, Status};
+use mirror_store::{Store, WalkEntry};
+use rayon::prelude::*;
+
+use crate::download::{Work, download_all, runtime};
+use crate::{Error, FetchSettings, Interrupt, Progress, Stage, VerifyReport, VersionRef, meta};
+
+/// Records hashed per round: bounds memory whatever the size of the mirror, and is large enough
+/// to keep every core busy.
+const CHUNK: usize = 4096;
+
+/// The failure class of a recorded file found missing.
+const KIND_MISSING: &str = "missing";
+/// The failure class of a recorded file found corrupt.
+const KIND_CORRUPT: &str = "corrupt";
+
+/// What to verify and how.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Download missing and corrupt versions again (`--repair`), through the same polite path
+    /// as a sync. Corrupt files are moved to quarantine first.
+    pub repair: bool,
+    /// Threads for hashing; 0 means one per core.
+    pub threads: usize,
+    /// How repairs are downloaded.
+    pub fetch: FetchSettings,
+    /// Who holds the state while this runs, such as `mirror-cli verify`.
+    pub holder: Option<String>,
+}
+
+/// One recorded, verified version to check.
+struct Check {
+    name: CrateName,
+    vers: Version,
+    cksum: Checksum,
+    size: u64,
+    /// Recorded verified (else: found broken by an earlier verify).
+    verified: bool,
+}
+
+enum Verdict {
+    Ok(u64),
+    Missing,
+    Corrupt(String),
+}
+
+/// Checks every version the state records as verified against the file on disk (size, then
+/// SHA-256), and walks `crates/` for files no record accounts for.
+///
+/// A missing or corrupt version stops being recorded as verified (it is recorded as failed, so the
+/// next sync downloads it again): the state never claims a file that fails verification. With
+/// [`VerifyOptions::repair`], they are downloaded again now.
+///
+/// Blocking; hashing runs on a pool of [`VerifyOptions::threads`] threads.
+pub fn verify(
+    dest: &Path,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    interrupt: &Interrupt,
+) -> Result<VerifyReport, Error> {
+    let started = Instant::now();
+    let mut report = VerifyReport::default();
+    if !dest.join(".mirror").is_dir() {
+        return Err(Error::Config(format!(
+            "{} is not a mirror (no .mirror folder); run a sync first",
+            dest.display()
+        )));
+    }
+    let store = Arc::new(Store::open(dest)?);
+    let state = Arc::new(State::open(
+        &store.state_dir(),
+        StateOptions {
+            holder: options
+                .holder
+                .clone()
+                .unwrap_or_else(|| "mirror-sync verify".to_owned()),
+            ..StateOptions::default()
+        },
+    )?);
+    store.clean_temp()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .thread_name(|i| format!("mirror-verify-{i}"))
+        .build()
+        .map_err(|e| Error::Task(e.to_string()))?;
+
+    let counts = state.counts()?;
+    progress.stage(&Stage::Verifying {
+        files: counts.verified,
+        bytes: counts.verified_bytes,
+    });
+    let mut broken: Vec<(Work, bool)> = Vec::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut records = state.iter();
+    loop {
+        if interrupt.is_triggered() {
+            report.interrupted = true;
+            break;
+        }
+        chunk.clear();
+        for item in records.by_ref() {
+            let (name, vers, record) = match item {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::warn!("skipping an unreadable state record: {e}");
+                    continue;
+                }
+            };
+            // Verified records, and those an earlier verify found broken and nothing has mended
+            // since: they are checked again, so every run reports the truth of the moment.
+            let recheck = match &record.status {
+                Status::Verified { .. } => true,
+                Status::Failed { kind, .. } => kind == KIND_MISSING || kind == KIND_CORRUPT,
+            };
+            if recheck {
+                chunk.push(Check {
+                    name,
+                    vers,
+                    cksum: record.cksum,
+                    size: record.size,
+                    verified: record.is_verified(),
+                });
+                if chunk.len() == CHUNK {
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let verdicts: Vec<Verdict> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|check| {
+                    let verdict = check_one(&store, check);
+                    progress.done(&check.name, &check.vers);
+                    verdict
+                })
+                .collect()
+        });
+        for (check, verdict) in chunk.drain(..).zip(verdicts) {
+            report.checked += 1;
+            let version = VersionRef {
+                name: check.name.to_string(),
+                vers: check.vers.to_string(),
+            };
+            let (kind, message) = match verdict {
+                Verdict::Ok(len) => {
+                    report.ok += 1;
+                    report.bytes += len;
+                    progress.bytes(len);
+                    if !check.verified {
+                        // Put back by hand since an earlier verify: verified again.
+                        state.mark_verified(&check.name, &check.vers, check.cksum, len)?;
+                    }
+                    continue;
+                }
+                Verdict::Missing => {
+                    report.missing.push(version);
+                    (
+                        KIND_MISSING,
+                        "the recorded file is not in the mirror".to_owned(),
+                    )
+                }
+                Verdict::Corrupt(why) => {
+                    report.corrupt.push(version);
+                    (KIND_CORRUPT, why)
+                }
+            };
+            tracing::warn!(name = %check.name, vers = %check.vers, kind, "{message}");
+            state.mark_failed(&check.name, &check.vers, check.cksum, kind, &message)?;
+            broken.push((
+                Work {
+                    name: check.name,
+                    vers: check.vers,
+                    cksum: check.cksum,
+                },
+                kind == KIND_CORRUPT,
+            ));
+        }
+    }
+
+    if !report.interrupted {
+        progress.stage(&Stage::Walking);
+        let corrupt: HashSet<(String, String)> = report
+            .corrupt
+            .iter()
+            .map(|v| (v.name.clone(), v.vers.clone()))
+            .collect();
+        for entry in store.walk() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    continue;
+                }
+            };
+            let path = match entry {
+                WalkEntry::Unexpected { path } => path,
+                WalkEntry::Crate {
+                    name, vers, path, ..
+                } => {
+                    if corrupt.contains(&(name.to_string(), vers.to_string())) {
+                        continue;
+                    }
+                    match state.get(&name, &vers) {
+                        Ok(Some(record)) if record.is_verified() => continue,
+                        _ => path,
+                    }
+                }
+                _ => continue,
+            };
+            let rel = path.strip_prefix(store.root()).unwrap_or(&path);
+            report.unexpected.push(rel.to_string_lossy().into_owned());
+        }
+    }
+
+    if options.repair && !broken.is_empty() && !report.interrupted {
+        repair(
+            broken,
+            &store,
+            &state,
+            options,
+            progress,
+            interrupt,
+            &mut report,
+        )?;
+    }
+    report.interrupted |= interrupt.is_triggered();
+    state.flush()?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn check_one(store: &Store, check: &Check) -> Verdict {
+    let path = store.crate_path(&check.name, &check.vers);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Verdict::Missing,
+        Err(e) => return Verdict::Corrupt(format!("cannot inspect {}: {e}", path.display())),
+        Ok(meta) if !meta.is_file() => {
+            return Verdict::Corrupt(format!("{} is not a regular file", path.display()));
+        }
+        Ok(meta) if meta.len() != check.size => {
+            return Verdict::Corrupt(format!(
+                "{} has {} bytes, the record says {}",
+                path.display(),
+                meta.len(),
+                check.size
+            ));
+        }
+        Ok(_) => {}
+    }
+    match mirror_store::hash_file(&path) {
+        Ok((len, sum)) if sum == check.cksum && len == check.size => Verdict::Ok(len),
+        Ok((_, sum)) => Verdict::Corrupt(format!(
+            "{} has SHA-256 {sum}, the record says {}",
+            path.display(),
+            check.cksum
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Verdict::Missing,
+        Err(e) => Verdict::Corrupt(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Moves corrupt files to quarantine and downloads the broken versions again.
+fn repair(
+    broken: Vec<(Work, bool)>,
+    store: &Arc<Store>,
+    state: &Arc<State>,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    interrupt: &Interrupt,
+    report: &mut VerifyReport,
+) -> Result<(), Error> {
+    let dl = state.get_meta(meta::DL)?.ok_or_else(|| {
+        Error::Config(
+            "cannot repair: the mirror has no download template recorded (run a sync first)"
+                .to_owned(),
+        )
+    })?;
+    let dl = DlTemplate::new(&dl)?;
+    let cdn = match state.get_meta(meta::CDN_FOR_DL)? {
+        Some(for_dl) if for_dl == dl.as_str() && !dl.has_markers() => state
+            .cdn_template()?
+            .and_then(|t| DlTemplate::new(&t).ok())
+            .filter(DlTemplate::has_markers),
+        _ => None,
+    };
+    let mut work = Vec::with_capacity(broken.len());
+    for (item, corrupt) in broken {
+        if corrupt {
+            let reason = "verify found it corrupt; replaced by a fresh download";
+            match store.quarantine(&item.name, &item.vers, reason) {
+                Ok(_) => {}
+                Err(mirror_store::Error::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        work.push(item);
+    }
+    let fetcher = Fetcher::new(options.fetch.options(dl.clone(), cdn))?;
+    progress.stage(&Stage::Downloading {
+        versions: work.len() as u64,
+        known_bytes: 0,
+    });
+    let rt = runtime(options.threads)?;
+    let downloaded = rt.block_on(download_all(
+        work, &fetcher, store, state, progress, interrupt,
+    ));
+    if let Some(template) = fetcher.learned_template() {
+        state.set_cdn_template(template.as_str())?;
+        state.set_meta(meta::CDN_FOR_DL, dl.as_str())?;
+    }
+    report.repaired = downloaded.done;
+    report.failures = downloaded.failures;
+    report.interrupted |= downloaded.interrupted;
+    Ok(())
+}
