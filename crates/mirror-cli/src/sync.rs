@@ -75,9 +75,25 @@ pub(crate) struct SyncArgs {
     /// Only these crates (repeatable).
     #[arg(long = "crate", value_name = "NAME")]
     crates: Vec<CrateName>,
+    /// Only the crates named in this file, one per line (`#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    crates_from: Option<PathBuf>,
     /// Leave out yanked versions that are not mirrored yet.
     #[arg(long)]
     skip_yanked: bool,
+    /// Compare every index entry with the state, not only the files changed since the last
+    /// sync (also runs by itself, see --full-every-syncs and --full-every-days).
+    #[arg(long)]
+    full: bool,
+    /// Move the files of versions removed upstream to .mirror/quarantine (default: keep them).
+    #[arg(long)]
+    prune: bool,
+    /// Run a full compare by itself after this many syncs.
+    #[arg(long, value_name = "N", default_value_t = 24)]
+    full_every_syncs: u64,
+    /// Run a full compare by itself when the last one is this many days old.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    full_every_days: u64,
     /// Plan and say what would be downloaded, without downloading or recording anything.
     #[arg(long)]
     dry_run: bool,
@@ -120,7 +136,14 @@ pub(crate) fn sync(args: SyncArgs) -> anyhow::Result<Outcome> {
     options.index = args.index;
     options.dl = args.dl;
     options.crates = args.crates;
+    if let Some(file) = &args.crates_from {
+        options.crates.extend(read_crate_list(file)?);
+    }
     options.skip_yanked = args.skip_yanked;
+    options.full = args.full;
+    options.prune = args.prune;
+    options.full_every_syncs = Some(args.full_every_syncs);
+    options.full_every_days = Some(args.full_every_days);
     options.dry_run = args.dry_run;
     options.threads = args.fetch.threads;
     options.fetch = args.fetch.settings()?;
@@ -171,6 +194,25 @@ pub(crate) fn status(args: StatusArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// Reads a file of crate names, one per line; blank lines and `#` comments are ignored.
+fn read_crate_list(path: &std::path::Path) -> anyhow::Result<Vec<CrateName>> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the crate list {}", path.display()))?;
+    let mut names = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let name = line
+            .parse::<CrateName>()
+            .with_context(|| format!("{}:{}: bad crate name", path.display(), number + 1))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
 /// Prints the human summary (to stdout, or to stderr when JSON goes to stdout) and the JSON
 /// summary as the last line of stdout.
 fn emit(text: &str, json: Option<serde_json::Result<String>>) -> anyhow::Result<()> {
@@ -208,9 +250,15 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         dest.display()
     ));
     line(format!(
-        "  index:        {} versions, {} selected",
-        report.index_versions, report.selected
+        "  index:        {} versions in {} files read ({} compare), {} selected",
+        report.index_versions, report.index_files_read, report.mode, report.selected
     ));
+    if report.added + report.yanked + report.unyanked > 0 {
+        line(format!(
+            "  upstream:     {} versions added, {} yanked, {} unyanked since the last sync",
+            report.added, report.yanked, report.unyanked
+        ));
+    }
     line(format!(
         "  present:      {} already verified{}",
         report.already_present,
@@ -251,9 +299,20 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
     }
     if report.removed_upstream > 0 {
         line(format!(
-            "  removed:      {} versions no longer in the index (kept)",
-            report.removed_upstream
+            "  removed:      {} versions no longer in the index ({}):",
+            report.removed_upstream,
+            if report.pruned > 0 {
+                "moved to .mirror/quarantine"
+            } else {
+                "kept; --prune moves them to .mirror/quarantine"
+            }
         ));
+        for v in report.removed.iter().take(SHOWN_FAILURES) {
+            line(format!("    {} {}", v.name, v.vers));
+        }
+    }
+    if report.pruned > 0 {
+        line(format!("  pruned:       {} versions", report.pruned));
     }
     if report.temp_cleaned > 0 {
         line(format!(

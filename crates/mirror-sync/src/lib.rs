@@ -34,6 +34,7 @@
 
 mod download;
 mod error;
+mod plan;
 mod progress;
 mod report;
 mod source;
@@ -60,6 +61,8 @@ mod meta {
     pub(crate) const CDN_FOR_DL: &str = "cdn_template_for_dl";
     /// When the last sync ended (seconds since the Unix epoch).
     pub(crate) const LAST_SYNC_UNIX: &str = "last_sync_unix";
+    /// The sync count at the last full compare.
+    pub(crate) const LAST_FULL_SYNC_COUNT: &str = "last_full_sync_count";
     /// The last sync's JSON summary.
     pub(crate) const LAST_SYNC_REPORT: &str = "last_sync_report";
 }

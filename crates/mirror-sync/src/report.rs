@@ -58,8 +58,26 @@ pub struct SyncReport {
     pub failed: u64,
     /// The failures, one per version.
     pub failures: Vec<Failure>,
-    /// Versions newly seen as removed from the index in this run.
+    /// Recorded versions newly seen as removed from the index in this run (tombstoned; their
+    /// files are kept unless `prune`).
     pub removed_upstream: u64,
+    /// The first of them.
+    pub removed: Vec<VersionRef>,
+    /// Versions whose files were moved to quarantine by `prune` (this run's removals and
+    /// earlier ones).
+    pub pruned: u64,
+    /// Versions new in the index since the last synced tree (counted from the git diff; 0 when
+    /// there is no earlier tree to compare with).
+    pub added: u64,
+    /// Versions yanked since the last synced tree (from the git diff).
+    pub yanked: u64,
+    /// Versions unyanked since the last synced tree (from the git diff).
+    pub unyanked: u64,
+    /// How much of the index was read: `full`, `incremental` (the files changed since the last
+    /// synced tree) or `selected` (`--crate`).
+    pub mode: String,
+    /// Index files read and parsed.
+    pub index_files_read: u64,
     /// Versions whose checksum changed upstream since they were verified.
     pub checksum_changed: u64,
     /// The versions behind `checksum_changed`, with old and new checksums.

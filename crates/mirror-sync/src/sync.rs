@@ -5,19 +5,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mirror_fetch::Fetcher;
-use mirror_index::{Checksum, CrateName, DlTemplate, IndexFile, ReadOptions};
-use mirror_state::{State, StateOptions, Status};
+use mirror_index::{Checksum, CrateName, DlTemplate, GitId, Version};
+use mirror_state::{State, StateOptions};
 use mirror_store::Store;
 use rayon::prelude::*;
 
 use crate::download::{Work, download_all, runtime};
+use crate::plan::{Mode, Plan, plan};
 use crate::{
     ChecksumChange, Error, FetchSettings, Interrupt, Progress, Source, Stage, SyncReport, meta,
     now_unix,
 };
 
-/// How many skipped index lines a report quotes (all are logged).
-const INDEX_ERROR_SAMPLES: usize = 20;
+/// How many removed versions a report names (all are counted and logged).
+const REMOVED_SAMPLES: usize = 100;
+/// Incremental syncs between two full compares, unless configured.
+const FULL_EVERY_SYNCS: u64 = 24;
+/// Days between two full compares, unless configured.
+const FULL_EVERY_DAYS: u64 = 7;
 
 /// What to sync and how.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +37,16 @@ pub struct SyncOptions {
     pub crates: Vec<CrateName>,
     /// Leave out yanked versions not mirrored yet (`--skip-yanked`).
     pub skip_yanked: bool,
+    /// Compare every index entry with the state (`--full`), even when the last synced tree is
+    /// there to diff against. Finds drift and heals it.
+    pub full: bool,
+    /// Move the files of versions removed upstream into `.mirror/quarantine/` and forget them
+    /// (`--prune`). Without it they are kept and tombstoned.
+    pub prune: bool,
+    /// Run a full compare by itself after this many incremental syncs; `None`: 24.
+    pub full_every_syncs: Option<u64>,
+    /// Run a full compare by itself when the last one is older than this many days; `None`: 7.
+    pub full_every_days: Option<u64>,
     /// Plan and report, but download and record nothing (`--dry-run`).
     pub dry_run: bool,
     /// Threads for parsing and hashing; 0 means one per core.
@@ -41,16 +56,6 @@ pub struct SyncOptions {
     /// Who holds the state while this runs (shown to a second process), such as
     /// `mirror-cli sync`.
     pub holder: Option<String>,
-}
-
-/// The plan: what the index holds against what the state and the store hold.
-#[derive(Default)]
-struct Plan {
-    downloads: Vec<Work>,
-    /// Not recorded as verified, but a file is in place: hash it before downloading.
-    adopt: Vec<Work>,
-    /// Verified under another checksum: the version was re-published.
-    changed: Vec<(Work, Checksum)>,
 }
 
 /// Mirrors the index into the mirror at `dest`: every selected version not yet verified is
@@ -112,8 +117,11 @@ pub fn sync(
         report.index_commit = Some(tip.commit.to_string());
     }
 
+    let (mode, since) = choose_mode(&source, &state, options)?;
+    report.mode = mode.as_str().to_owned();
+    tracing::info!(mode = mode.as_str(), since = ?since, "planning");
     progress.stage(&Stage::Planning);
-    let plan = plan(&source, &state, &store, options, &mut report)?;
+    let plan = plan(mode, since, &source, &state, &store, options, &mut report)?;
     if interrupt.is_triggered() {
         report.interrupted = true;
         return finish(report, &state, started);
@@ -123,6 +131,11 @@ pub fn sync(
         // Files in place are hashed before anything is downloaded; count them as would-download
         // since their content is unknown until hashed.
         report.would_download += plan.adopt.len() as u64;
+        report.removed_upstream = plan
+            .removed
+            .iter()
+            .filter(|(name, vers)| !matches!(state.tombstone_for(name, vers), Ok(Some(_))))
+            .count() as u64;
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -133,7 +146,13 @@ pub fn sync(
         mut downloads,
         adopt,
         changed,
+        removed,
+        restored,
     } = plan;
+    record_removals(&removed, &restored, &state, &mut report)?;
+    if options.prune {
+        prune(&store, &state, &mut report)?;
+    }
     adopt_in_place(
         adopt,
         &store,
@@ -216,7 +235,11 @@ pub fn sync(
         state.set_index_commit(&tip.commit.to_string())?;
         state.set_index_tree(&tip.tree.to_string())?;
     }
-    state.increment_sync_count()?;
+    let count = state.increment_sync_count()?;
+    if mode == Mode::Full && !report.interrupted {
+        state.set_last_full_compare_unix(now_unix())?;
+        state.set_meta(meta::LAST_FULL_SYNC_COUNT, &count.to_string())?;
+    }
     finish(report, &state, started)
 }
 
@@ -229,86 +252,6 @@ fn finish(mut report: SyncReport, state: &State, started: Instant) -> Result<Syn
     }
     state.flush()?;
     Ok(report)
-}
-
-/// Reads the index and sorts each selected version into: verified already, to adopt, to
-/// download, re-published.
-fn plan(
-    source: &Source,
-    state: &State,
-    store: &Store,
-    options: &SyncOptions,
-    report: &mut SyncReport,
-) -> Result<Plan, Error> {
-    let mut plan = Plan::default();
-    let mut failure: Option<Error> = None;
-    let mut sink = |file: IndexFile| {
-        for problem in &file.problems {
-            tracing::warn!("skipped {problem}");
-            report.index_errors += 1;
-            if report.index_error_samples.len() < INDEX_ERROR_SAMPLES {
-                report.index_error_samples.push(problem.to_string());
-            }
-        }
-        if failure.is_some() {
-            return;
-        }
-        for entry in &file.entries {
-            report.index_versions += 1;
-            if options.skip_yanked && entry.yanked() {
-                continue;
-            }
-            report.selected += 1;
-            let work = || Work {
-                name: entry.name().clone(),
-                vers: entry.vers().clone(),
-                cksum: *entry.cksum(),
-            };
-            let record = match state.get(entry.name(), entry.vers()) {
-                Ok(record) => record,
-                Err(mirror_state::Error::CorruptRecord { key, reason }) => {
-                    // An unreadable record is no proof of anything: verify the version again.
-                    tracing::warn!(%key, %reason, "ignoring an unreadable state record");
-                    None
-                }
-                Err(e) => {
-                    failure = Some(e.into());
-                    return;
-                }
-            };
-            match record {
-                Some(record) if matches!(record.status, Status::Verified { .. }) => {
-                    if record.cksum == *entry.cksum() {
-                        report.already_present += 1;
-                    } else {
-                        plan.changed.push((work(), record.cksum));
-                    }
-                }
-                _ => {
-                    let path = store.crate_path(entry.name(), entry.vers());
-                    match std::fs::symlink_metadata(&path) {
-                        Ok(meta) if meta.is_file() => plan.adopt.push(work()),
-                        _ => plan.downloads.push(work()),
-                    }
-                }
-            }
-        }
-    };
-    let read = source.read(
-        &options.crates,
-        &ReadOptions::with_threads(options.threads),
-        &mut sink,
-    )?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    report.not_in_index = options
-        .crates
-        .iter()
-        .filter(|name| read.not_found.contains(&mirror_index::index_path(name)))
-        .map(ToString::to_string)
-        .collect();
-    Ok(plan)
 }
 
 /// Hashes files that are in place without a verified record (a run was killed between putting a
@@ -367,6 +310,114 @@ fn adopt_in_place(
                 downloads.push(work);
             }
         }
+    }
+    Ok(())
+}
+
+/// Picks how much of the index to read: the named crates; else a diff from the last synced tree
+/// when the repository still has it and no full compare is asked for or due; else everything.
+/// Returns the last synced tree when it can be diffed against (it classifies changes in full
+/// mode too).
+fn choose_mode(
+    source: &Source,
+    state: &State,
+    options: &SyncOptions,
+) -> Result<(Mode, Option<GitId>), Error> {
+    if !options.crates.is_empty() {
+        return Ok((Mode::Selected, None));
+    }
+    let since = match (state.index_tree()?, source.git_index()) {
+        (Some(tree), Some(git)) => match tree.parse::<GitId>() {
+            Ok(id) if git.has_tree(&id)? => Some(id),
+            Ok(id) => {
+                tracing::warn!(%id, "the last synced tree is gone (a force-push?): comparing everything");
+                None
+            }
+            Err(e) => {
+                tracing::warn!("ignoring an unreadable last synced tree: {e}");
+                None
+            }
+        },
+        _ => None,
+    };
+    let due = full_compare_due(state, options)?;
+    let mode = if since.is_some() && !options.full && !due {
+        Mode::Incremental
+    } else {
+        Mode::Full
+    };
+    Ok((mode, since))
+}
+
+/// Whether the periodic full compare is due: after `full_every_syncs` syncs or
+/// `full_every_days` days since the last one.
+fn full_compare_due(state: &State, options: &SyncOptions) -> Result<bool, Error> {
+    let every_syncs = options.full_every_syncs.unwrap_or(FULL_EVERY_SYNCS);
+    let every_days = options.full_every_days.unwrap_or(FULL_EVERY_DAYS);
+    let last_count: u64 = state
+        .get_meta(meta::LAST_FULL_SYNC_COUNT)?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // Syncs since the last full compare, this one included.
+    if (state.sync_count()? + 1).saturating_sub(last_count) >= every_syncs {
+        return Ok(true);
+    }
+    Ok(match state.last_full_compare_unix()? {
+        Some(at) => now_unix().saturating_sub(at) >= every_days.saturating_mul(86_400),
+        None => true,
+    })
+}
+
+/// Tombstones versions newly seen as removed upstream (their files stay), and clears the
+/// tombstones of versions listed again.
+fn record_removals(
+    removed: &[(CrateName, Version)],
+    restored: &[(CrateName, Version)],
+    state: &State,
+    report: &mut SyncReport,
+) -> Result<(), Error> {
+    let now = now_unix();
+    for (name, vers) in removed {
+        if state.tombstone_for(name, vers)?.is_none() {
+            tracing::info!(%name, %vers, "removed upstream");
+            state.tombstone(name, Some(vers), now)?;
+            report.removed_upstream += 1;
+            if report.removed.len() < REMOVED_SAMPLES {
+                report.removed.push(crate::VersionRef {
+                    name: name.to_string(),
+                    vers: vers.to_string(),
+                });
+            }
+        }
+    }
+    for (name, vers) in restored {
+        tracing::info!(%name, %vers, "listed upstream again");
+        state.clear_tombstone(name, Some(vers))?;
+    }
+    Ok(())
+}
+
+/// Moves the files of tombstoned versions into quarantine and forgets their records.
+fn prune(store: &Store, state: &State, report: &mut SyncReport) -> Result<(), Error> {
+    let tombstones: Vec<_> = state.tombstones().collect::<Result<_, _>>()?;
+    for tombstone in tombstones {
+        let Some(vers) = &tombstone.vers else {
+            continue;
+        };
+        if state.get(&tombstone.name, vers)?.is_none() {
+            continue;
+        }
+        let reason = "removed from the upstream index; pruned by sync --prune";
+        match store.quarantine(&tombstone.name, vers, reason) {
+            Ok(to) => tracing::info!(name = %tombstone.name, %vers, to = %to.display(), "pruned"),
+            Err(mirror_store::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The file is out of crates/ before the record goes: a crash in between leaves a record
+        // without a file, which verify reports and the next prune finishes.
+        state.remove(&tombstone.name, vers)?;
+        report.pruned += 1;
     }
     Ok(())
 }

@@ -232,10 +232,18 @@ fn first_sync_mirrors_everything_and_the_second_downloads_nothing() {
     assert!(api <= 4, "{api} requests went to the download API");
 
     f.server.clear_requests();
+    // The index has not changed: the second sync diffs the tree against itself and reads nothing.
     let (out, second) = f.sync(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(second["mode"], "incremental");
+    assert_eq!(count(&second, "index_files_read"), 0);
     assert_eq!(count(&second, "downloaded"), 0);
-    assert_eq!(count(&second, "already_present"), n);
+    // A full compare looks at every version and finds all of them present.
+    let (out, full) = f.sync(&["--full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(full["mode"], "full");
+    assert_eq!(count(&full, "downloaded"), 0);
+    assert_eq!(count(&full, "already_present"), n);
     let crate_requests = f
         .server
         .requests()

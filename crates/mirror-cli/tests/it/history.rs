@@ -1,0 +1,350 @@
+//! Staying current: a git index with history (new versions, a yank flip, deleted crates, a
+//! re-published checksum, a squash, a force-push) synced step by step through the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use mirror_index::{CrateName, Version, index_path};
+use mirror_store::Store;
+use mirror_testkit::git::{self, CommitOptions};
+use mirror_testkit::server::{RegistryOptions, TestServer};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::{stderr, stdout};
+
+/// A crate's versions as (vers, bytes, yanked), in publish order.
+type Versions = Vec<(String, Vec<u8>, bool)>;
+
+/// A registry whose index is a git repository we commit to, and whose crate files we write.
+struct Registry {
+    tmp: tempfile::TempDir,
+    server: TestServer,
+    _rt: tokio::runtime::Runtime,
+    /// name → versions as (vers, bytes, yanked), in publish order.
+    crates: Vec<(String, Versions)>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = rt.block_on(TestServer::start_registry(RegistryOptions::new(
+            tmp.path().join("tree"),
+            Some(tmp.path().join("cdn")),
+        )));
+        Registry {
+            tmp,
+            server,
+            _rt: rt,
+            crates: Vec::new(),
+        }
+    }
+
+    fn tree(&self) -> PathBuf {
+        self.tmp.path().join("tree")
+    }
+
+    fn bare(&self) -> PathBuf {
+        self.tmp.path().join("index.git")
+    }
+
+    fn dest(&self) -> PathBuf {
+        self.tmp.path().join("mirror")
+    }
+
+    fn publish(&mut self, name: &str, vers: &str, bytes: &[u8]) {
+        let versions = match self.crates.iter_mut().find(|(n, _)| n == name) {
+            Some((_, versions)) => versions,
+            None => {
+                self.crates.push((name.to_owned(), Vec::new()));
+                &mut self.crates.last_mut().unwrap().1
+            }
+        };
+        match versions.iter_mut().find(|(v, _, _)| v == vers) {
+            Some(existing) => existing.1 = bytes.to_vec(),
+            None => versions.push((vers.to_owned(), bytes.to_vec(), false)),
+        }
+    }
+
+    fn yank(&mut self, name: &str, vers: &str) {
+        let (_, versions) = self.crates.iter_mut().find(|(n, _)| n == name).unwrap();
+        versions.iter_mut().find(|(v, _, _)| v == vers).unwrap().2 = true;
+    }
+
+    fn delete(&mut self, name: &str) {
+        self.crates.retain(|(n, _)| n != name);
+    }
+
+    /// Writes the tree and the CDN files as they are now, and commits.
+    fn commit(&self, message: &str, squash: bool) -> String {
+        let tree = self.tree();
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(
+            tree.join("config.json"),
+            format!("{{\"dl\":\"{}\"}}", self.server.dl_cdn_template()),
+        )
+        .unwrap();
+        for (name, versions) in &self.crates {
+            let path = tree.join(index_path(&CrateName::new(name).unwrap()));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut lines = String::new();
+            for (vers, bytes, yanked) in versions {
+                let cksum = format!("{:x}", Sha256::digest(bytes));
+                lines += &format!(
+                    "{{\"name\":\"{name}\",\"vers\":\"{vers}\",\"deps\":[],\"cksum\":\"{cksum}\",\"features\":{{}},\"yanked\":{yanked}}}\n"
+                );
+                let cdn = self.tmp.path().join("cdn/crates").join(name);
+                std::fs::create_dir_all(&cdn).unwrap();
+                std::fs::write(cdn.join(format!("{name}-{vers}.crate")), bytes).unwrap();
+            }
+            std::fs::write(&path, lines).unwrap();
+        }
+        let mut options = CommitOptions::new(message);
+        options.squash = squash;
+        git::write_git_index_with(&tree, &self.bare(), &options).unwrap()
+    }
+
+    fn sync(&self, extra: &[&str]) -> (Output, Value) {
+        let dest = self.dest();
+        let index = format!("file://{}", self.bare().display());
+        let mut args = vec![
+            "sync",
+            "--dest",
+            dest.to_str().unwrap(),
+            "--index",
+            &index,
+            "--json",
+            "--rate",
+            "1000",
+            "--backoff-ms",
+            "5",
+        ];
+        args.extend_from_slice(extra);
+        let out = crate::run(&self.tmp.path().join("cache"), &args);
+        let text = stdout(&out);
+        let summary = serde_json::from_str(text.lines().last().unwrap_or_else(|| {
+            panic!("no summary; stderr:\n{}", stderr(&out));
+        }))
+        .unwrap();
+        (out, summary)
+    }
+
+    fn file(&self, name: &str, vers: &str) -> PathBuf {
+        let store = Store::open(&self.dest()).unwrap();
+        store.crate_path(&CrateName::new(name).unwrap(), &Version::new(vers).unwrap())
+    }
+}
+
+/// The counts of a sync summary that describe upstream changes, by name.
+fn changes(summary: &Value) -> Vec<(&'static str, u64)> {
+    [
+        "index_files_read",
+        "downloaded",
+        "added",
+        "yanked",
+        "unyanked",
+        "removed_upstream",
+        "checksum_changed",
+        "pruned",
+        "failed",
+    ]
+    .into_iter()
+    .map(|field| {
+        (
+            field,
+            summary[field]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{field} in {summary}")),
+        )
+    })
+    .collect()
+}
+
+/// The expected counts, in the order of [`changes`]: index files read, downloaded, added, yanked,
+/// unyanked, removed upstream, checksum changed, pruned (and no failure).
+fn expect(counts: [u64; 8]) -> Vec<(&'static str, u64)> {
+    let names = [
+        "index_files_read",
+        "downloaded",
+        "added",
+        "yanked",
+        "unyanked",
+        "removed_upstream",
+        "checksum_changed",
+        "pruned",
+    ];
+    let mut out: Vec<_> = names.into_iter().zip(counts).collect();
+    out.push(("failed", 0));
+    out
+}
+
+fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
+    let store = Store::open(dest).unwrap();
+    let dir = store
+        .crate_path(
+            &CrateName::new(name).unwrap(),
+            &Version::new("0.0.0").unwrap(),
+        )
+        .parent()
+        .unwrap()
+        .to_owned();
+    match std::fs::read_dir(dir) {
+        Ok(listing) => listing.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn each_step_of_a_history_reports_exactly_its_changes() {
+    let mut reg = Registry::new();
+    // Step 1: the base.
+    reg.publish("a", "1.0.0", b"a 1.0.0");
+    reg.publish("a", "1.1.0", b"a 1.1.0");
+    reg.publish("bb", "0.1.0", b"bb 0.1.0, first upload");
+    reg.publish("ccc", "1.0.0", b"ccc 1.0.0");
+    reg.publish("ccc", "2.0.0+build.5", b"ccc 2.0.0+build.5");
+    reg.publish("dddd", "0.1.0", b"dddd 0.1.0");
+    reg.publish("dddd", "0.2.0", b"dddd 0.2.0");
+    reg.publish("Mixed_Case", "1.0.0", b"Mixed_Case 1.0.0");
+    reg.publish("gone-one", "1.0.0", b"gone-one 1.0.0");
+    reg.publish("gone-one", "1.0.1", b"gone-one 1.0.1");
+    reg.publish("gone-two", "0.1.0", b"gone-two 0.1.0");
+    reg.commit("step 1", false);
+    let (out, s1) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s1["mode"], "full");
+    // A first sync has no earlier tree: nothing is classified as added, everything downloads.
+    assert_eq!(changes(&s1), expect([7, 11, 0, 0, 0, 0, 0, 0]));
+
+    // Step 2: new versions, a new crate, a yank, a deleted crate, a re-published checksum.
+    reg.publish("a", "1.2.0", b"a 1.2.0");
+    reg.publish("hhhh", "0.1.0", b"hhhh 0.1.0");
+    reg.yank("dddd", "0.1.0");
+    reg.delete("gone-one");
+    reg.publish("bb", "0.1.0", b"bb 0.1.0, uploaded again with other bytes");
+    reg.commit("step 2", false);
+    let (out, s2) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s2["mode"], "incremental");
+    // Read: a, hhhh, dddd, bb: only the changed files (the deleted one is read from the old tree).
+    assert_eq!(changes(&s2), expect([4, 3, 2, 1, 0, 2, 1, 0]));
+    assert_eq!(
+        s2["checksum_changes"][0]["name"], "bb",
+        "{}",
+        s2["checksum_changes"]
+    );
+    let text = stderr(&out);
+    assert!(text.contains("removed:      2 versions"), "{text}");
+    assert!(text.contains("re-published: 1 versions"), "{text}");
+    // Removed upstream: kept on disk by default.
+    assert_eq!(files_of(&reg.dest(), "gone-one").len(), 2);
+    // The re-published version has its new bytes; the old ones are in quarantine.
+    assert_eq!(
+        std::fs::read(reg.file("bb", "0.1.0")).unwrap(),
+        b"bb 0.1.0, uploaded again with other bytes"
+    );
+
+    // Step 3: a squash to a new root commit with the same tree: nothing to read or download.
+    reg.commit("squash", true);
+    let (out, s3) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s3["mode"], "incremental");
+    assert_eq!(changes(&s3), expect([0, 0, 0, 0, 0, 0, 0, 0]));
+
+    // Step 4: another crate deleted; with --prune both deleted crates leave crates/.
+    reg.delete("gone-two");
+    reg.commit("step 4", false);
+    let (out, s4) = reg.sync(&["--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(changes(&s4), expect([0, 0, 0, 0, 0, 1, 0, 3]));
+    assert!(files_of(&reg.dest(), "gone-one").is_empty());
+    assert!(files_of(&reg.dest(), "gone-two").is_empty());
+    let quarantine = reg.dest().join(".mirror/quarantine");
+    assert!(quarantine.is_dir());
+
+    // A full compare over the same tree finds nothing new: every removal is already recorded.
+    let (out, full) = reg.sync(&["--full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(full["mode"], "full");
+    assert_eq!(changes(&full), expect([6, 0, 0, 0, 0, 0, 0, 0]));
+    assert_eq!(full["already_present"], 10);
+
+    // An unyank is seen too.
+    reg.publish("dddd", "0.1.0", b"dddd 0.1.0");
+    reg.crates.iter_mut().find(|(n, _)| n == "dddd").unwrap().1[0].2 = false;
+    reg.commit("unyank", false);
+    let (out, s5) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(changes(&s5), expect([1, 0, 0, 0, 1, 0, 0, 0]));
+
+    // Step 5: a force-push of unrelated history and a gc take the last synced tree away: the
+    // sync falls back to a full compare and still finds the new version.
+    reg.publish("ccc", "3.0.0", b"ccc 3.0.0");
+    reg.commit("rewritten", true);
+    let local = reg.dest().join(".mirror/index.git");
+    let out = crate::run(
+        &reg.tmp.path().join("cache"),
+        &["sync", "--dest", reg.dest().to_str().unwrap(), "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    git::git(&local, &["reflog", "expire", "--expire=now", "--all"]).unwrap();
+    git::git(&local, &["gc", "--prune=now", "--quiet"]).unwrap();
+    let (out, s6) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s6["mode"], "full", "{s6}");
+    assert_eq!(changes(&s6), expect([6, 1, 0, 0, 0, 0, 0, 0]));
+}
+
+#[test]
+fn a_full_compare_runs_by_itself_every_n_syncs() {
+    let mut reg = Registry::new();
+    reg.publish("a", "1.0.0", b"a");
+    reg.commit("one", false);
+    let modes: Vec<String> = (0..5)
+        .map(|_| {
+            let (out, s) = reg.sync(&["--full-every-syncs", "2"]);
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            s["mode"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        ["full", "incremental", "full", "incremental", "full"],
+        "the first sync is full, then every second one"
+    );
+}
+
+#[test]
+fn a_full_compare_finds_versions_removed_while_the_tree_was_gone() {
+    let mut reg = Registry::new();
+    reg.publish("a", "1.0.0", b"a 1");
+    reg.publish("a", "1.1.0", b"a 1.1");
+    reg.publish("zzzz", "1.0.0", b"z");
+    reg.commit("one", false);
+    let (out, _) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    reg.delete("zzzz");
+    reg.crates[0].1.pop();
+    reg.commit("rewritten", true);
+    let (out, s) = reg.sync(&["--full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The diff is there (the old tree was not collected), so the yank/add classification works,
+    // and the removals come from the records.
+    assert_eq!(s["removed_upstream"], 2, "{s}");
+    let mut removed: Vec<String> = s["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            format!(
+                "{} {}",
+                v["name"].as_str().unwrap(),
+                v["vers"].as_str().unwrap()
+            )
+        })
+        .collect();
+    removed.sort();
+    assert_eq!(removed, ["a 1.1.0", "zzzz 1.0.0"]);
+}

@@ -1,0 +1,418 @@
+//! Planning a sync: which index files to read (all, the changed ones, or the named crates), and
+//! what each selected version needs (nothing, a hash of the file in place, a download, a
+//! replacement), plus what changed upstream (added, yanked, unyanked, removed).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash as _, Hasher as _};
+
+use mirror_index::{
+    ChangeKind, Checksum, CrateName, GitId, IndexEntry, IndexFile, ReadOptions, Version,
+};
+use mirror_state::{Record, State, Status};
+use mirror_store::Store;
+
+use crate::download::Work;
+use crate::{Error, Source, SyncOptions, SyncReport};
+
+/// How many skipped index lines a report quotes (all are logged).
+const INDEX_ERROR_SAMPLES: usize = 20;
+
+/// How much of the index a sync reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Every index file, compared with every record: finds drift, and removals even when the
+    /// last synced tree is gone.
+    Full,
+    /// Only the index files that differ between the last synced tree and the new one.
+    Incremental,
+    /// Only the crates named with `--crate`.
+    Selected,
+}
+
+impl Mode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+            Mode::Selected => "selected",
+        }
+    }
+}
+
+/// The plan: what the index holds against what the state and the store hold.
+#[derive(Default)]
+pub(crate) struct Plan {
+    pub(crate) downloads: Vec<Work>,
+    /// Not recorded as verified, but a file is in place: hash it before downloading.
+    pub(crate) adopt: Vec<Work>,
+    /// Verified under another checksum: the version was re-published.
+    pub(crate) changed: Vec<(Work, Checksum)>,
+    /// Recorded versions the index no longer lists.
+    pub(crate) removed: Vec<(CrateName, Version)>,
+    /// Tombstoned versions the index lists again.
+    pub(crate) restored: Vec<(CrateName, Version)>,
+}
+
+/// A version named by its published name and version text.
+type Key = (String, String);
+
+fn key(name: &CrateName, vers: &Version) -> Key {
+    (name.as_str().to_owned(), vers.as_str().to_owned())
+}
+
+/// Plans a sync in `mode`. For [`Mode::Full`] and [`Mode::Incremental`], `since` is the last
+/// synced tree when the repository still has it: the diff against it classifies what changed
+/// upstream (in incremental mode it is also all that is read).
+pub(crate) fn plan(
+    mode: Mode,
+    since: Option<GitId>,
+    source: &Source,
+    state: &State,
+    store: &Store,
+    options: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<Plan, Error> {
+    let read_options = ReadOptions::with_threads(options.threads);
+    let tombstoned: HashSet<Key> = state
+        .tombstones()
+        .filter_map(Result::ok)
+        .filter_map(|t| Some(key(&t.name, t.vers.as_ref()?)))
+        .collect();
+
+    // What changed between the last synced tree and this one: the old content of every changed
+    // file, to compare the new content against.
+    let mut diff = match (since, source.git_index(), source.tree()) {
+        (Some(old), Some(git), Some(new)) if mode != Mode::Selected => {
+            let changes = git.diff_trees(&old, &new)?;
+            let mut old_paths = Vec::new();
+            let mut new_paths = Vec::new();
+            for change in changes {
+                match change.kind {
+                    ChangeKind::Added => new_paths.push(change.path),
+                    ChangeKind::Modified => {
+                        old_paths.push(change.path.clone());
+                        new_paths.push(change.path);
+                    }
+                    ChangeKind::Deleted => old_paths.push(change.path),
+                }
+            }
+            let mut old_entries: HashMap<Key, bool> = HashMap::new();
+            git.read_paths(&old, &old_paths, &read_options, &mut |file| {
+                for entry in &file.entries {
+                    old_entries.insert(key(entry.name(), entry.vers()), entry.yanked());
+                }
+            })?;
+            Some(Diff {
+                new_paths,
+                changed: HashSet::new(),
+                old_entries,
+            })
+        }
+        _ => None,
+    };
+    if let Some(diff) = &mut diff {
+        diff.changed = diff.new_paths.iter().cloned().collect();
+    }
+
+    // For a full compare, every record at once, compactly: a lookup per index line is then a hash
+    // probe, and what no line claimed was removed upstream.
+    let mut known = match mode {
+        Mode::Full => Some(Known::load(state)?),
+        _ => None,
+    };
+
+    let mut planner = Planner {
+        state,
+        store,
+        options,
+        plan: Plan::default(),
+        tombstoned: &tombstoned,
+        known: known.as_mut(),
+        diff: diff.as_mut(),
+        failure: None,
+        seen: HashSet::new(),
+        report,
+    };
+    let read = match mode {
+        Mode::Full => source.read(&[], &read_options, &mut |file| planner.file(file))?,
+        Mode::Selected => source.read(&options.crates, &read_options, &mut |file| {
+            planner.file(file)
+        })?,
+        Mode::Incremental => {
+            let paths = planner
+                .diff
+                .as_ref()
+                .map(|d| d.new_paths.clone())
+                .unwrap_or_default();
+            let (git, tree) = source
+                .git_index()
+                .zip(source.tree())
+                .expect("incremental mode is only chosen for a git source");
+            git.read_paths(&tree, &paths, &read_options, &mut |file| planner.file(file))?
+        }
+    };
+    if let Some(e) = planner.failure.take() {
+        return Err(e);
+    }
+    planner.report.index_files_read = read.files as u64;
+    let seen = std::mem::take(&mut planner.seen);
+    let mut plan = std::mem::take(&mut planner.plan);
+    drop(planner);
+
+    // Removed upstream: recorded versions no index line claims any more.
+    let mut removed: Vec<(CrateName, Version)> = Vec::new();
+    match mode {
+        Mode::Full => {
+            if let Some(known) = &known {
+                removed = known.unseen()?;
+            }
+        }
+        Mode::Incremental => {
+            if let Some(diff) = &diff {
+                for (name, vers) in diff.old_entries.keys() {
+                    let (Ok(name), Ok(vers)) = (CrateName::new(name), Version::new(vers)) else {
+                        continue;
+                    };
+                    if state.get(&name, &vers)?.is_some() {
+                        removed.push((name, vers));
+                    }
+                }
+            }
+        }
+        Mode::Selected => {
+            for name in &options.crates {
+                for item in state.iter_crate(name) {
+                    let (name, vers, _) = item?;
+                    if !seen.contains(&key(&name, &vers)) {
+                        removed.push((name, vers));
+                    }
+                }
+            }
+        }
+    }
+    removed.sort();
+    plan.removed = removed;
+    report.not_in_index = options
+        .crates
+        .iter()
+        .filter(|name| read.not_found.contains(&mirror_index::index_path(name)))
+        .map(ToString::to_string)
+        .collect();
+    Ok(plan)
+}
+
+/// The old side of a diff.
+struct Diff {
+    /// Index files added or modified: what incremental mode reads.
+    new_paths: Vec<String>,
+    /// The same, as a set, to tell whether a file read in full mode changed.
+    changed: HashSet<String>,
+    /// Every version in the old content of modified and deleted files, with its yanked flag.
+    /// Versions found in the new content are taken out; what is left was removed.
+    old_entries: HashMap<Key, bool>,
+}
+
+/// Every record in a compact table, for a full compare: per version a hash of its key, the
+/// first 8 bytes of its checksum, whether it is verified, and whether an index line claimed it.
+struct Known {
+    slots: HashMap<u64, Slot>,
+    /// Keys (`name\0vers`) of all records back to back; slots point into it.
+    keys: Vec<u8>,
+}
+
+struct Slot {
+    cksum: u64,
+    offset: u32,
+    len: u16,
+    verified: bool,
+    seen: bool,
+}
+
+fn key_hash(name: &str, vers: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    vers.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn cksum_prefix(cksum: &Checksum) -> u64 {
+    let bytes = cksum.as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().expect("a checksum has 32 bytes"))
+}
+
+impl Known {
+    fn load(state: &State) -> Result<Known, Error> {
+        let mut known = Known {
+            slots: HashMap::new(),
+            keys: Vec::new(),
+        };
+        for item in state.iter() {
+            let (name, vers, record) = match item {
+                Ok(item) => item,
+                Err(mirror_state::Error::CorruptRecord { key, reason }) => {
+                    tracing::warn!(%key, %reason, "ignoring an unreadable state record");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let offset = u32::try_from(known.keys.len()).map_err(|_| {
+                Error::Config("the state has too many records for one full compare".to_owned())
+            })?;
+            known.keys.extend_from_slice(name.as_str().as_bytes());
+            known.keys.push(0);
+            known.keys.extend_from_slice(vers.as_str().as_bytes());
+            let len = (known.keys.len() - offset as usize) as u16;
+            known.slots.insert(
+                key_hash(name.as_str(), vers.as_str()),
+                Slot {
+                    cksum: cksum_prefix(&record.cksum),
+                    offset,
+                    len,
+                    verified: record.is_verified(),
+                    seen: false,
+                },
+            );
+        }
+        Ok(known)
+    }
+
+    /// Marks `entry` seen; whether the record is verified with the entry's checksum (`None`
+    /// when there is no record).
+    fn claim(&mut self, entry: &IndexEntry) -> Option<bool> {
+        let slot = self
+            .slots
+            .get_mut(&key_hash(entry.name().as_str(), entry.vers().as_str()))?;
+        slot.seen = true;
+        Some(slot.verified && slot.cksum == cksum_prefix(entry.cksum()))
+    }
+
+    /// The records no index line claimed.
+    fn unseen(&self) -> Result<Vec<(CrateName, Version)>, Error> {
+        let mut out = Vec::new();
+        for slot in self.slots.values().filter(|s| !s.seen) {
+            let start = slot.offset as usize;
+            let raw = &self.keys[start..start + usize::from(slot.len)];
+            let text = std::str::from_utf8(raw).expect("keys were copied from valid names");
+            let (name, vers) = text.split_once('\0').expect("keys hold a NUL");
+            out.push((
+                CrateName::new(name).expect("copied from a valid name"),
+                Version::new(vers).expect("copied from a valid version"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// Sorts the entries of each index file into the plan.
+struct Planner<'a> {
+    state: &'a State,
+    store: &'a Store,
+    options: &'a SyncOptions,
+    plan: Plan,
+    tombstoned: &'a HashSet<Key>,
+    known: Option<&'a mut Known>,
+    diff: Option<&'a mut Diff>,
+    failure: Option<Error>,
+    /// For selected mode: the versions read.
+    seen: HashSet<Key>,
+    report: &'a mut SyncReport,
+}
+
+impl Planner<'_> {
+    fn file(&mut self, file: IndexFile) {
+        for problem in &file.problems {
+            tracing::warn!("skipped {problem}");
+            self.report.index_errors += 1;
+            if self.report.index_error_samples.len() < INDEX_ERROR_SAMPLES {
+                self.report.index_error_samples.push(problem.to_string());
+            }
+        }
+        if self.failure.is_some() {
+            return;
+        }
+        let changed = self
+            .diff
+            .as_ref()
+            .is_some_and(|d| d.changed.contains(&file.path));
+        for entry in &file.entries {
+            if let Err(e) = self.entry(entry, changed) {
+                self.failure = Some(e);
+                return;
+            }
+        }
+    }
+
+    fn entry(&mut self, entry: &IndexEntry, changed: bool) -> Result<(), Error> {
+        let report = &mut *self.report;
+        report.index_versions += 1;
+        let (name, vers) = (entry.name(), entry.vers());
+        if changed && let Some(diff) = self.diff.as_deref_mut() {
+            match diff.old_entries.remove(&key(name, vers)) {
+                None => report.added += 1,
+                Some(was_yanked) if was_yanked != entry.yanked() => {
+                    if entry.yanked() {
+                        report.yanked += 1;
+                    } else {
+                        report.unyanked += 1;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        // Only selected mode needs the set of versions read.
+        if !self.options.crates.is_empty() {
+            self.seen.insert(key(name, vers));
+        }
+        if !self.tombstoned.is_empty() && self.tombstoned.contains(&key(name, vers)) {
+            self.plan.restored.push((name.clone(), vers.clone()));
+        }
+        let claimed = self.known.as_deref_mut().map(|k| k.claim(entry));
+        if self.options.skip_yanked && entry.yanked() {
+            return Ok(());
+        }
+        report.selected += 1;
+        let record = match claimed {
+            // A full compare's fast path: verified with this checksum, nothing to look up.
+            Some(Some(true)) => {
+                report.already_present += 1;
+                return Ok(());
+            }
+            Some(None) => None,
+            _ => match self.state.get(name, vers) {
+                Ok(record) => record,
+                Err(mirror_state::Error::CorruptRecord { key, reason }) => {
+                    // An unreadable record is no proof of anything: verify the version again.
+                    tracing::warn!(%key, %reason, "ignoring an unreadable state record");
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let work = || Work {
+            name: name.clone(),
+            vers: vers.clone(),
+            cksum: *entry.cksum(),
+        };
+        match record {
+            Some(Record {
+                cksum,
+                status: Status::Verified { .. },
+                ..
+            }) => {
+                if cksum == *entry.cksum() {
+                    report.already_present += 1;
+                } else {
+                    self.plan.changed.push((work(), cksum));
+                }
+            }
+            _ => {
+                let path = self.store.crate_path(name, vers);
+                match std::fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.is_file() => self.plan.adopt.push(work()),
+                    _ => self.plan.downloads.push(work()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
