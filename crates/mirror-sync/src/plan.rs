@@ -12,7 +12,7 @@ use mirror_state::{Record, State, Status};
 use mirror_store::Store;
 
 use crate::download::Work;
-use crate::{Error, Source, SyncOptions, SyncReport};
+use crate::{Error, Interrupt, Source, SyncOptions, SyncReport};
 
 /// How many skipped index lines a report quotes (all are logged).
 const INDEX_ERROR_SAMPLES: usize = 20;
@@ -64,13 +64,13 @@ fn key(name: &CrateName, vers: &Version) -> Key {
 /// synced tree when the repository still has it: the diff against it classifies what changed
 /// upstream (in incremental mode it is also all that is read).
 pub(crate) fn plan(
-    mode: Mode,
-    since: Option<GitId>,
+    (mode, since): (Mode, Option<GitId>),
     source: &Source,
     state: &State,
     store: &Store,
     options: &SyncOptions,
     report: &mut SyncReport,
+    interrupt: &Interrupt,
 ) -> Result<Plan, Error> {
     let read_options = ReadOptions::with_threads(options.threads);
     let tombstoned: HashSet<Key> = state
@@ -132,6 +132,7 @@ pub(crate) fn plan(
         failure: None,
         seen: HashSet::new(),
         report,
+        interrupt,
     };
     let read = match mode {
         Mode::Full => source.read(&[], &read_options, &mut |file| planner.file(file))?,
@@ -316,6 +317,7 @@ struct Planner<'a> {
     /// For selected mode: the versions read.
     seen: HashSet<Key>,
     report: &'a mut SyncReport,
+    interrupt: &'a Interrupt,
 }
 
 impl Planner<'_> {
@@ -328,6 +330,11 @@ impl Planner<'_> {
             }
         }
         if self.failure.is_some() {
+            return;
+        }
+        if self.interrupt.is_triggered() {
+            // The reader cannot be stopped from here; the rest of its files are skipped.
+            self.failure = Some(Error::Interrupted);
             return;
         }
         let changed = self

@@ -121,11 +121,22 @@ pub fn sync(
     report.mode = mode.as_str().to_owned();
     tracing::info!(mode = mode.as_str(), since = ?since, "planning");
     progress.stage(&Stage::Planning);
-    let plan = plan(mode, since, &source, &state, &store, options, &mut report)?;
-    if interrupt.is_triggered() {
+    let plan = match plan(
+        (mode, since),
+        &source,
+        &state,
+        &store,
+        options,
+        &mut report,
+        interrupt,
+    ) {
+        Err(Error::Interrupted) => None,
+        other => Some(other?),
+    };
+    let Some(plan) = plan.filter(|_| !interrupt.is_triggered()) else {
         report.interrupted = true;
         return finish(report, &state, started);
-    }
+    };
     if options.dry_run {
         report.would_download = (plan.downloads.len() + plan.changed.len()) as u64;
         // Files in place are hashed before anything is downloaded; count them as would-download

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod history;
+mod hostile;
 mod list;
 mod sync;
 
