@@ -380,10 +380,10 @@ How it is measured:
 // The CDN tree.
 
 /// SplitMix64: small, fast and the same everywhere, so the tree depends only on the seed.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -392,12 +392,12 @@ impl Rng {
     }
 
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Log-uniform in [lo, hi).
-    fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
+    pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
         (lo * (hi / lo).powf(self.unit())) as u64
     }
 }
@@ -632,7 +632,7 @@ fn run_curl(conf: &Path, jobs: usize, ticks: f64) -> anyhow::Result<Measure> {
 }
 
 /// CPU seconds (user + system) of this process, and of its waited-for children.
-fn self_cpu(ticks: f64) -> (f64, f64) {
+pub(crate) fn self_cpu(ticks: f64) -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may hold spaces), from the state (field 3) on.
     let fields: Vec<f64> = stat
@@ -647,7 +647,7 @@ fn self_cpu(ticks: f64) -> (f64, f64) {
 }
 
 /// Clock ticks per second, for /proc times.
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -657,13 +657,13 @@ fn clock_ticks() -> f64 {
 }
 
 /// Writes dirty pages back, so that one run's writes do not slow the next.
-fn sync() {
+pub(crate) fn sync() {
     let _ = Command::new("sync").status();
 }
 
 /// The first line of `tool args`, or `None` when it cannot run (after installing `package` with
 /// apt-get, with `apt`).
-fn tool_version(
+pub(crate) fn tool_version(
     apt: bool,
     tool: &str,
     args: &[&str],

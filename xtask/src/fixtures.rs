@@ -1,15 +1,18 @@
 //! `cargo xtask fixtures`: build the test registries (real crates from the local cargo cache, and
-//! the crates.io-scale synthetic index), or check that the ones on disk are current.
+//! the crates.io-scale synthetic index), or check that the ones on disk are current; with
+//! `--real --serve ADDR`, serve the real one over HTTP to try `mirror-cli sync` against it.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use mirror_testkit::server::{RegistryOptions, TestServer};
 use mirror_testkit::{
-    DEFAULT_CRATES, DEFAULT_DL, DEFAULT_SEED, RealRegistryOptions, SyntheticOptions, git,
-    real_registry, synthetic_index,
+    DEFAULT_CRATES, DEFAULT_DL, DEFAULT_SEED, RealRegistry, RealRegistryOptions, SyntheticOptions,
+    git, real_registry, synthetic_index,
 };
 
 /// Arguments of `cargo xtask fixtures`.
@@ -37,10 +40,23 @@ pub(crate) struct Args {
     /// Regenerate into a temporary directory and fail if what is in `--out` differs.
     #[arg(long)]
     check: bool,
+    /// With `--real`: build the real registry into `serve-ADDR/` below `--out`, its `dl` the
+    /// download API of a registry server listening on ADDR (such as `127.0.0.1:8888`), and serve
+    /// it until Ctrl-C, to try `mirror-cli sync` against real crates without a network.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "real",
+        conflicts_with_all = ["check", "synthetic", "dl"]
+    )]
+    serve: Option<SocketAddr>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let out = crate::workspace_root().join(&args.out);
+    if let Some(addr) = args.serve {
+        return serve_real(&out, addr);
+    }
     // Neither flag means both.
     let both = !args.real && !args.synthetic;
     if (args.synthetic || both) && cfg!(debug_assertions) {
@@ -107,7 +123,7 @@ pub(crate) fn release_binary() -> anyhow::Result<PathBuf> {
     Ok(target.join("release").join("xtask"))
 }
 
-fn build_real(out: &Path, options: &RealRegistryOptions) -> anyhow::Result<()> {
+fn build_real(out: &Path, options: &RealRegistryOptions) -> anyhow::Result<RealRegistry> {
     let started = Instant::now();
     let registry = real_registry(out, options)
         .with_context(|| format!("building the real registry in {}", out.display()))?;
@@ -135,7 +151,87 @@ fn build_real(out: &Path, options: &RealRegistryOptions) -> anyhow::Result<()> {
         started.elapsed(),
         out.display()
     );
-    Ok(())
+    Ok(registry)
+}
+
+/// `--real --serve ADDR`: starts the testkit registry server on `addr`, builds the real registry
+/// into `fixtures/serve-ADDR` with its `dl` pointing at that server's download API, and serves
+/// until Ctrl-C.
+///
+/// The server comes first so that a taken address fails before any work, and so the registry's
+/// `dl` is the address actually bound (`127.0.0.1:0` picks a port). It reads its trees at request
+/// time, so they may be built after it starts. Each address has a directory of its own: the `dl`
+/// inside differs, and two servers must not rebuild one tree under each other's feet (the
+/// address is taken, so a second server on the same one stops before building).
+fn serve_real(fixtures: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    runtime.block_on(async {
+        let dir_name: String = format!("serve-{addr}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let out = fixtures.join(dir_name.trim_end_matches('-'));
+        let mut options = RegistryOptions::new(out.join("sparse"), Some(out.join("cdn")));
+        options.addr = Some(addr);
+        let server = TestServer::try_start_registry(options)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let registry = {
+            let (out, options) = (out.clone(), RealRegistryOptions::with_dl(server.dl_api()));
+            tokio::task::spawn_blocking(move || build_real(&out, &options)).await??
+        };
+        let git = std::fs::canonicalize(&registry.git)
+            .with_context(|| format!("resolving {}", registry.git.display()))?;
+        let some_crate = registry
+            .versions
+            .first()
+            .map_or_else(|| "NAME".to_owned(), |v| v.name().to_string());
+        println!(
+            "
+Serving the real registry at {url} until Ctrl-C:
+  git index (file://)  {git}
+  download API (dl)    {dl}/{{crate}}/{{version}}/download, redirecting to {cdn}
+  sparse index         sparse+{index}
+
+Mirror every version of it (from this checkout, `mirror-cli` is
+`cargo run --release -p mirror-cli --`; the default politeness of 20 requests/s
+makes this take about {secs} s, and `--rate 500` is fine against this server):
+
+  mirror-cli sync --dest /tmp/m --index file://{git}
+  mirror-cli verify --dest /tmp/m
+
+Or only some crates, through the sparse index:
+
+  mirror-cli sync --dest /tmp/m-sparse --index sparse+{index} --crate {some_crate}
+",
+            url = server.url(),
+            git = git.display(),
+            dl = server.dl_api(),
+            cdn = server.cdn_url(),
+            index = server.index_url(),
+            secs = registry.versions.len().div_ceil(20),
+        );
+        std::io::Write::flush(&mut std::io::stdout())?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        let requests = server.requests();
+        let failed = requests.iter().filter(|r| r.status >= 400).count();
+        eprintln!(
+            "stopped after {} requests ({failed} answered with an error status)",
+            requests.len()
+        );
+        anyhow::Ok(())
+    })
 }
 
 fn build_synthetic(out: &Path, options: &SyntheticOptions) -> anyhow::Result<()> {

@@ -8,8 +8,10 @@
 
 mod bench;
 mod bench_fetch;
+mod bench_verify;
 mod ci;
 mod fixtures;
+mod fuzz;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,8 @@ enum Command {
     Fixtures(fixtures::Args),
     /// Run benchmarks and rewrite docs/benchmarks.md.
     Bench(bench::Args),
+    /// Run the cargo-fuzz targets in fuzz/ for a time budget each (not part of CI).
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ci(args) => ci::run(args),
         Command::Fixtures(args) => fixtures::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     }
 }
 

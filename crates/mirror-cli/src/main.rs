@@ -11,6 +11,8 @@
 
 mod list;
 mod progress;
+mod publish;
+mod serve;
 mod source;
 mod sync;
 
@@ -39,6 +41,10 @@ enum Command {
     Verify(sync::VerifyArgs),
     /// What the mirror holds and how its last sync went.
     Status(sync::StatusArgs),
+    /// Write the mirror's sparse index (index/) again, without syncing; set its base URL.
+    Publish(publish::PublishArgs),
+    /// Serve the mirror to cargo over HTTP (sparse index and crate files).
+    Serve(serve::ServeArgs),
 }
 
 /// How a command that ran to the end went.
@@ -52,12 +58,19 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // The server's access log is at info level: shown by default.
+    let verbose = match cli.command {
+        Command::Serve(_) => cli.verbose.max(1),
+        _ => cli.verbose,
+    };
+    init_tracing(verbose);
     let result = match cli.command {
         Command::List(args) => list::run(args),
         Command::Sync(args) => sync::sync(args),
         Command::Verify(args) => sync::verify(args),
         Command::Status(args) => sync::status(args),
+        Command::Publish(args) => publish::publish(args),
+        Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -80,6 +93,9 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or the journal (the server's access log) gets
+        // plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -156,6 +156,7 @@ impl Progress for Reporter {
                 0,
                 "looking for unexpected files".to_owned(),
             ),
+            Stage::Publishing => ("publishing", 0, 0, "publishing the index".to_owned()),
             Stage::Finishing => ("saving", 0, 0, "saving the state".to_owned()),
             _ => ("working", 0, 0, "working".to_owned()),
         };
@@ -176,23 +177,21 @@ impl Progress for Reporter {
             bar.reset();
             if total > 0 {
                 bar.set_length(total);
-                let template = if total_bytes > 0 {
-                    "{msg:<12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({percent}%) {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
-                } else {
-                    "{msg:<12} [{elapsed_precise}] {wide_bar} {pos}/{len} versions {prefix} ETA {eta}"
-                };
                 bar.set_style(
-                    ProgressStyle::with_template(template)
-                        .expect("a valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{msg:<12} [{elapsed_precise}] {wide_bar} {pos}/{len} {prefix} ETA {eta}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
                 );
             } else {
                 bar.set_length(0);
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")
+                    ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}] {prefix}")
                         .expect("a valid template"),
                 );
             }
+            bar.set_prefix("");
             bar.set_message(message);
         } else {
             eprintln!("{message} …");
@@ -207,14 +206,17 @@ impl Progress for Reporter {
                 .stage
                 .lock()
                 .expect("no panics while the lock is held");
-            if stage.total_bytes == 0 {
-                let secs = stage.since.elapsed().as_secs_f64().max(0.001);
-                bar.set_prefix(format!(
-                    "{} {}/s",
+            let secs = stage.since.elapsed().as_secs_f64().max(0.001);
+            let rate = HumanBytes((total as f64 / secs) as u64);
+            bar.set_prefix(if stage.total_bytes > 0 {
+                format!(
+                    "{} of {}, {rate}/s",
                     HumanBytes(total),
-                    HumanBytes((total as f64 / secs) as u64)
-                ));
-            }
+                    HumanBytes(stage.total_bytes)
+                )
+            } else {
+                format!("{}, {rate}/s", HumanBytes(total))
+            });
         }
     }
 

@@ -72,6 +72,10 @@ pub(crate) struct SyncArgs {
     /// Download URL template; defaults to the `dl` of the index's config.json.
     #[arg(long, value_name = "TEMPLATE")]
     dl: Option<String>,
+    /// Where the mirror will be served from: the published index/config.json points cargo's
+    /// downloads at URL/crates/…. Remembered; `mirror-cli serve` needs none.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
     /// Only these crates (repeatable).
     #[arg(long = "crate", value_name = "NAME")]
     crates: Vec<CrateName>,
@@ -135,6 +139,7 @@ pub(crate) fn sync(args: SyncArgs) -> anyhow::Result<Outcome> {
     let mut options = SyncOptions::default();
     options.index = args.index;
     options.dl = args.dl;
+    options.publish_base_url = args.base_url;
     options.crates = args.crates;
     if let Some(file) = &args.crates_from {
         options.crates.extend(read_crate_list(file)?);
@@ -313,6 +318,12 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
     }
     if report.pruned > 0 {
         line(format!("  pruned:       {} versions", report.pruned));
+    }
+    if report.published_written + report.published_removed > 0 {
+        line(format!(
+            "  published:    {} index files written, {} removed (index/)",
+            report.published_written, report.published_removed
+        ));
     }
     if report.temp_cleaned > 0 {
         line(format!(

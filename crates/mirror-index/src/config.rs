@@ -63,16 +63,27 @@ const MARKERS: [&str; 5] = [
 ];
 
 impl DlTemplate {
-    /// Wraps a `dl` value. It must be an `http://` or `https://` URL: a template that points
-    /// anywhere else (`file://`, `ftp://`) is refused, since the mirror only downloads over HTTP.
+    /// Wraps a `dl` value. It must be an `http://` or `https://` URL with a host: a template that
+    /// points anywhere else (`file://`, `ftp://`) is refused, since the mirror only downloads over
+    /// HTTP.
     pub fn new(dl: &str) -> Result<Self, Error> {
         let invalid = |reason: &str| Error::InvalidTemplate {
             template: dl.into(),
             reason: reason.into(),
         };
         let lower = dl.get(..8).unwrap_or(dl).to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        let scheme_len = if lower.starts_with("https://") {
+            8
+        } else if lower.starts_with("http://") {
+            7
+        } else {
             return Err(invalid("only http:// and https:// URLs are supported"));
+        };
+        // Without a host the value is no URL, and `expand` would trim the `//` of the scheme away
+        // (`http://` became `http:/{crate}/{version}/download`).
+        let rest = &dl[scheme_len..];
+        if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
+            return Err(invalid("the URL has no host"));
         }
         if dl
             .chars()

@@ -15,7 +15,8 @@
 //!   failed:   u32 attempts, u64 last_attempt, u8 kind length, kind, u16 message length, message
 //! ```
 //!
-//! Trailing bytes, unknown versions or tags, short values and non-UTF-8 text are all errors.
+//! Trailing bytes, unknown versions or tags, short values, texts longer than the encoder writes
+//! ([`MAX_KIND_LEN`], [`MAX_MESSAGE_LEN`]) and non-UTF-8 text are all errors.
 
 use mirror_index::{Checksum, CrateName, Version};
 
@@ -184,7 +185,8 @@ fn cut(s: &str, max: usize) -> &str {
 /// Decodes one stored record: its key (`{name}\0{vers}`) and its value.
 ///
 /// Any defect — a key without a version, an invalid name or version, an unknown encoding
-/// version or status tag, a short or over-long value, non-UTF-8 text — is an
+/// version or status tag, a short or over-long value, a `kind` or `message` longer than
+/// [`MAX_KIND_LEN`] or [`MAX_MESSAGE_LEN`], non-UTF-8 text — is an
 /// [`Error::CorruptRecord`] naming the key. This never panics, whatever the bytes.
 ///
 /// ```
@@ -221,9 +223,21 @@ pub(crate) fn decode_value(value: &[u8]) -> Result<Record, String> {
         TAG_FAILED => {
             let attempts = u32::from_le_bytes(r.array()?);
             let last_attempt = r.u64()?;
+            // The encoder cuts texts to these limits, so a longer one is not something it wrote;
+            // accepting it would decode to a record that encodes to other bytes.
             let kind_len = usize::from(r.u8()?);
+            if kind_len > MAX_KIND_LEN {
+                return Err(format!(
+                    "kind is {kind_len} bytes, more than {MAX_KIND_LEN}"
+                ));
+            }
             let kind = r.text(kind_len, "kind")?;
             let message_len = usize::from(u16::from_le_bytes(r.array()?));
+            if message_len > MAX_MESSAGE_LEN {
+                return Err(format!(
+                    "message is {message_len} bytes, more than {MAX_MESSAGE_LEN}"
+                ));
+            }
             let message = r.text(message_len, "message")?;
             Status::Failed {
                 kind,

@@ -51,6 +51,9 @@ pub(crate) struct Plan {
     pub(crate) removed: Vec<(CrateName, Version)>,
     /// Tombstoned versions the index lists again.
     pub(crate) restored: Vec<(CrateName, Version)>,
+    /// Every index path the diff from the last synced tree reports (added, modified, deleted):
+    /// what an incremental publish must look at.
+    pub(crate) diff_paths: Vec<String>,
 }
 
 /// A version named by its published name and version text.
@@ -103,6 +106,10 @@ pub(crate) fn plan(
                 }
             })?;
             Some(Diff {
+                deleted_paths: old_paths
+                    .into_iter()
+                    .filter(|p| !new_paths.contains(p))
+                    .collect(),
                 new_paths,
                 changed: HashSet::new(),
                 old_entries,
@@ -193,6 +200,14 @@ pub(crate) fn plan(
     }
     removed.sort();
     plan.removed = removed;
+    if let Some(diff) = &diff {
+        plan.diff_paths = diff
+            .new_paths
+            .iter()
+            .chain(&diff.deleted_paths)
+            .cloned()
+            .collect();
+    }
     report.not_in_index = options
         .crates
         .iter()
@@ -206,6 +221,8 @@ pub(crate) fn plan(
 struct Diff {
     /// Index files added or modified: what incremental mode reads.
     new_paths: Vec<String>,
+    /// Index files deleted.
+    deleted_paths: Vec<String>,
     /// The same, as a set, to tell whether a file read in full mode changed.
     changed: HashSet<String>,
     /// Every version in the old content of modified and deleted files, with its yanked flag.

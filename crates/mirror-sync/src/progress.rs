@@ -39,6 +39,8 @@ pub enum Stage {
     },
     /// Walking the tree for files the state does not know.
     Walking,
+    /// Writing the published index (`index/`).
+    Publishing,
     /// Saving the state.
     Finishing,
 }

@@ -78,6 +78,10 @@ pub struct SyncReport {
     pub mode: String,
     /// Index files read and parsed.
     pub index_files_read: u64,
+    /// Files of the published index (`index/` under the mirror) written by this run.
+    pub published_written: u64,
+    /// Files of the published index removed by this run (no verified version left).
+    pub published_removed: u64,
     /// Versions whose checksum changed upstream since they were verified.
     pub checksum_changed: u64,
     /// The versions behind `checksum_changed`, with old and new checksums.

@@ -94,6 +94,40 @@ impl Source {
         })
     }
 
+    /// Opens `src` like [`Source::open`], but never goes to the network for a git index: the
+    /// bare repository `git_dir` must hold a clone already (a sync made it), and its tip as of
+    /// the last fetch is what is read. For re-publishing what a sync read, offline.
+    ///
+    /// A directory is opened as by [`Source::open`]; a sparse index is too (it has no local
+    /// copy, so reading it still makes requests).
+    pub fn open_local(src: &str, git_dir: &Path, user_agent: &str) -> Result<Source, Error> {
+        let spec = SourceSpec::parse(src)?;
+        let SourceSpec::Git(url) = spec else {
+            return Source::open(src, git_dir, user_agent, &AtomicBool::new(false));
+        };
+        let no_clone = || {
+            Error::Config(format!(
+                "no local clone of the git index {url} in {}: run a sync first",
+                git_dir.display()
+            ))
+        };
+        let empty = std::fs::read_dir(git_dir).map_or(true, |mut dir| dir.next().is_none());
+        if empty {
+            return Err(no_clone());
+        }
+        // The directory holds a repository, so this opens it without fetching.
+        let index = GitIndex::open_or_clone(&url, git_dir)?;
+        let tip = index.head()?.ok_or_else(no_clone)?;
+        Ok(Source {
+            spec: src.to_owned(),
+            kind: Kind::Git {
+                index: Box::new(index),
+                previous: None,
+                tip,
+            },
+        })
+    }
+
     /// The source as it was given to [`Source::open`].
     pub fn spec(&self) -> &str {
         &self.spec
@@ -169,6 +203,37 @@ impl Source {
         })
     }
 
+    /// Reads the index files at `paths` (index paths such as `se/rd/serde`, as a
+    /// [`GitIndex::diff_trees`] reports them), calling `sink` in the order given. Paths that hold
+    /// no index file, or are not where an index file belongs, are listed in
+    /// [`ReadStats::not_found`].
+    pub fn read_paths(
+        &self,
+        paths: &[String],
+        options: &ReadOptions,
+        sink: &mut dyn FnMut(IndexFile),
+    ) -> Result<ReadStats, Error> {
+        if let Kind::Git { index, tip, .. } = &self.kind {
+            return Ok(index.read_paths(&tip.tree, paths, options, sink)?);
+        }
+        // The other sources read by crate name; an index path names one crate (or none).
+        let mut names = Vec::with_capacity(paths.len());
+        let mut invalid = Vec::new();
+        for path in paths {
+            match crate_of_index_path(path) {
+                Some(name) => names.push(name),
+                None => invalid.push(path.clone()),
+            }
+        }
+        let mut stats = if names.is_empty() {
+            ReadStats::default()
+        } else {
+            self.read(&names, options, sink)?
+        };
+        stats.not_found.extend(invalid);
+        Ok(stats)
+    }
+
     /// The tree read, for a git source.
     pub fn tree(&self) -> Option<GitId> {
         self.git_tips().map(|(_, tip)| tip.tree)
@@ -204,4 +269,12 @@ async fn read_sparse(
         }
     }
     Ok(stats)
+}
+
+/// The crate whose index file belongs at `path` (`se/rd/serde`), if `path` is exactly where an
+/// index file belongs: the lowercase name, under its sharding prefix.
+pub(crate) fn crate_of_index_path(path: &str) -> Option<CrateName> {
+    let (_, file) = path.rsplit_once('/')?;
+    let name = CrateName::new(file).ok()?;
+    (mirror_index::index_path(&name) == path).then_some(name)
 }

@@ -1,11 +1,12 @@
 //! `sync`: read the index, plan against the state and the store, adopt, download, record.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mirror_fetch::Fetcher;
-use mirror_index::{Checksum, CrateName, DlTemplate, GitId, Version};
+use mirror_index::{Checksum, CrateName, DlTemplate, GitId, Version, index_path};
 use mirror_state::{State, StateOptions};
 use mirror_store::Store;
 use rayon::prelude::*;
@@ -16,6 +17,7 @@ use crate::{
     ChecksumChange, Error, FetchSettings, Interrupt, Progress, Source, Stage, SyncReport, meta,
     now_unix,
 };
+use crate::{PublishOptions, publish, retract};
 
 /// How many removed versions a report names (all are counted and logged).
 const REMOVED_SAMPLES: usize = 100;
@@ -53,6 +55,9 @@ pub struct SyncOptions {
     pub threads: usize,
     /// How downloads are made.
     pub fetch: FetchSettings,
+    /// The base URL the published index's `config.json` points crate downloads at
+    /// (`--base-url`); `None` keeps the one recorded by an earlier publish. See [`publish`].
+    pub publish_base_url: Option<String>,
     /// Who holds the state while this runs (shown to a second process), such as
     /// `mirror-cli sync`.
     pub holder: Option<String>,
@@ -159,11 +164,30 @@ pub fn sync(
         changed,
         removed,
         restored,
+        diff_paths,
     } = plan;
+    // The index files this run may change the published content of.
+    let touched: BTreeSet<String> = diff_paths
+        .into_iter()
+        .chain(
+            downloads
+                .iter()
+                .chain(&adopt)
+                .chain(changed.iter().map(|(w, _)| w))
+                .map(|w| index_path(&w.name)),
+        )
+        .chain(removed.iter().chain(&restored).map(|(n, _)| index_path(n)))
+        .collect();
     record_removals(&removed, &restored, &state, &mut report)?;
     if options.prune {
         prune(&store, &state, &mut report)?;
     }
+    // No client may be offered a line whose file is about to go to quarantine.
+    let replaced: Vec<(CrateName, Version)> = changed
+        .iter()
+        .map(|(w, _)| (w.name.clone(), w.vers.clone()))
+        .collect();
+    retract(&store, &replaced)?;
     adopt_in_place(
         adopt,
         &store,
@@ -236,6 +260,26 @@ pub fn sync(
     }
     report.interrupted |= interrupt.is_triggered();
     report.failed = report.failures.len() as u64;
+
+    // Publish what is now verified (only that: the state says verified only once a file is in
+    // place). A first publish of a mirror, and a full compare, rewrite every file.
+    if !report.interrupted {
+        progress.stage(&Stage::Publishing);
+        let paths: Option<Vec<String>> = match mode {
+            _ if !store.index_root().join("config.json").exists() => None,
+            Mode::Full => None,
+            Mode::Selected => Some(options.crates.iter().map(index_path).collect()),
+            Mode::Incremental => Some(touched.into_iter().collect()),
+        };
+        let mut publish_options = PublishOptions::default();
+        publish_options
+            .base_url
+            .clone_from(&options.publish_base_url);
+        publish_options.threads = options.threads;
+        let published = publish(&store, &state, &source, paths.as_deref(), &publish_options)?;
+        report.published_written = published.written;
+        report.published_removed = published.removed;
+    }
 
     // The sync marker only moves when the whole index is mirrored: never past a failure.
     if report.failed == 0
@@ -410,24 +454,28 @@ fn record_removals(
 
 /// Moves the files of tombstoned versions into quarantine and forgets their records.
 fn prune(store: &Store, state: &State, report: &mut SyncReport) -> Result<(), Error> {
-    let tombstones: Vec<_> = state.tombstones().collect::<Result<_, _>>()?;
-    for tombstone in tombstones {
-        let Some(vers) = &tombstone.vers else {
-            continue;
-        };
-        if state.get(&tombstone.name, vers)?.is_none() {
-            continue;
+    let mut doomed = Vec::new();
+    for tombstone in state.tombstones() {
+        let tombstone = tombstone?;
+        if let Some(vers) = tombstone.vers
+            && state.get(&tombstone.name, &vers)?.is_some()
+        {
+            doomed.push((tombstone.name, vers));
         }
+    }
+    // Out of the published index first, then out of crates/.
+    retract(store, &doomed)?;
+    for (name, vers) in &doomed {
         let reason = "removed from the upstream index; pruned by sync --prune";
-        match store.quarantine(&tombstone.name, vers, reason) {
-            Ok(to) => tracing::info!(name = %tombstone.name, %vers, to = %to.display(), "pruned"),
+        match store.quarantine(name, vers, reason) {
+            Ok(to) => tracing::info!(%name, %vers, to = %to.display(), "pruned"),
             Err(mirror_store::Error::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
         // The file is out of crates/ before the record goes: a crash in between leaves a record
         // without a file, which verify reports and the next prune finishes.
-        state.remove(&tombstone.name, vers)?;
+        state.remove(name, vers)?;
         report.pruned += 1;
     }
     Ok(())

@@ -192,6 +192,14 @@ pub fn verify(
         }
     }
 
+    // The published index must not offer what is not intact: out with the broken versions now;
+    // a repair or the next sync brings them back.
+    let retracted: Vec<(CrateName, Version)> = broken
+        .iter()
+        .map(|(w, _)| (w.name.clone(), w.vers.clone()))
+        .collect();
+    crate::retract(&store, &retracted)?;
+
     if !report.interrupted {
         progress.stage(&Stage::Walking);
         let corrupt: HashSet<(String, String)> = report
@@ -230,6 +238,7 @@ pub fn verify(
     if options.repair && !broken.is_empty() && !report.interrupted {
         repair(
             broken,
+            &retracted,
             &store,
             &state,
             options,
@@ -275,8 +284,13 @@ fn check_one(store: &Store, check: &Check) -> Verdict {
 }
 
 /// Moves corrupt files to quarantine and downloads the broken versions again.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one private call site; the pieces are all different"
+)]
 fn repair(
     broken: Vec<(Work, bool)>,
+    retracted: &[(CrateName, Version)],
     store: &Arc<Store>,
     state: &Arc<State>,
     options: &VerifyOptions,
@@ -327,5 +341,28 @@ fn repair(
     report.repaired = downloaded.done;
     report.failures = downloaded.failures;
     report.interrupted |= downloaded.interrupted;
+
+    // Offer the repaired versions again, from the index clone as it was synced (no fetch).
+    if report.repaired > 0 && store.index_root().join("config.json").exists() {
+        let src = state.get_meta(meta::INDEX_SOURCE)?;
+        if let Some(src) = src {
+            let source = crate::Source::open_local(
+                &src,
+                &store.index_dir(),
+                &options.fetch.full_user_agent(),
+            )?;
+            let paths: Vec<String> = retracted
+                .iter()
+                .map(|(name, _)| mirror_index::index_path(name))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let publish_options = crate::PublishOptions {
+                threads: options.threads,
+                ..Default::default()
+            };
+            crate::publish(store, state, &source, Some(&paths), &publish_options)?;
+        }
+    }
     Ok(())
 }

@@ -92,6 +92,10 @@ pub struct RegistryOptions {
     /// ([`TestServer::dl_api`]) and whose `api` is the server, instead of the file on disk, so a
     /// fixture built with any `dl` points here. `true` unless changed.
     pub rewrite_config: bool,
+    /// The address to listen on. `None` (the default, and what tests want): a free port on
+    /// `127.0.0.1`. A fixed address is for serving a fixture by hand, such as
+    /// `cargo xtask fixtures --real --serve 127.0.0.1:8888`.
+    pub addr: Option<SocketAddr>,
 }
 
 impl RegistryOptions {
@@ -101,6 +105,7 @@ impl RegistryOptions {
             index_root,
             cdn_root,
             rewrite_config: true,
+            addr: None,
         }
     }
 
@@ -155,19 +160,32 @@ impl TestServer {
         Self::start_registry(options).await
     }
 
-    /// Starts a registry server as `options` say on a free loopback port. Must be called inside
-    /// a tokio runtime, which runs the server.
+    /// Starts a registry server as `options` say, on a free loopback port unless
+    /// [`RegistryOptions::addr`] names one. Must be called inside a tokio runtime, which runs the
+    /// server.
     ///
     /// # Panics
     ///
-    /// When no loopback port can be bound.
+    /// When the address cannot be bound; [`TestServer::try_start_registry`] returns the error
+    /// instead.
     pub async fn start_registry(options: RegistryOptions) -> TestServer {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        let addr = options.addr;
+        Self::try_start_registry(options)
             .await
-            .expect("a test server needs a free loopback port");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+            .unwrap_or_else(|e| match addr {
+                Some(addr) => panic!("a test server cannot listen on {addr}: {e}"),
+                None => panic!("a test server needs a free loopback port: {e}"),
+            })
+    }
+
+    /// Like [`TestServer::start_registry`], but returns the error when the address cannot be
+    /// bound (such as a fixed [`RegistryOptions::addr`] already in use).
+    pub async fn try_start_registry(options: RegistryOptions) -> std::io::Result<TestServer> {
+        let bind = options
+            .addr
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             addr,
             index_root: options.index_root,
@@ -190,11 +208,11 @@ impl TestServer {
                 tracing::debug!(%error, "test server stopped with an error");
             }
         });
-        TestServer {
+        Ok(TestServer {
             addr,
             shared,
             shutdown: Some(shutdown),
-        }
+        })
     }
 
     /// The server's address.
@@ -751,6 +769,28 @@ mod tests {
         ] {
             assert_eq!(percent_decode(raw), decoded, "{raw}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_fixed_address_is_used_and_a_taken_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut options = RegistryOptions::new(dir.path().to_path_buf(), None);
+        // A port that was free a moment ago; another process could take it in between, which
+        // would only make this test fail, never pass wrongly.
+        let free = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port");
+        options.addr = Some(free);
+        let server = TestServer::try_start_registry(options.clone())
+            .await
+            .expect("the port is free");
+        assert_eq!(server.addr(), free);
+        assert_eq!(server.dl_api(), format!("http://{free}/api/v1/crates"));
+        let taken = TestServer::try_start_registry(options).await;
+        assert_eq!(
+            taken.map(|s| s.addr()).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AddrInUse)
+        );
     }
 
     #[test]

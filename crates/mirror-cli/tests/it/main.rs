@@ -4,6 +4,7 @@
 mod history;
 mod hostile;
 mod list;
+mod serve;
 mod sync;
 
 use std::path::Path;

@@ -92,3 +92,34 @@ fn templates_with_other_schemes_are_refused() {
     );
     assert_eq!(url, "http://x.example/{unknown}/ab");
 }
+
+/// Found by `cargo xtask fuzz` (target `dl_template`): `http://` alone was accepted, and its
+/// expansion trimmed the scheme's `//` (`http:/ab/1.0.0/download`). A URL needs a host.
+#[test]
+fn templates_without_a_host_are_refused() {
+    for bad in [
+        "http://",
+        "HTTP://",
+        "https://",
+        "https:///crates",
+        "http:///{crate}",
+        "http://?dl={crate}",
+        "http://#",
+    ] {
+        let err = DlTemplate::new(bad).unwrap_err();
+        assert!(
+            err.to_string().ends_with("the URL has no host"),
+            "{bad:?}: {err}"
+        );
+    }
+    let sum = Checksum::from_bytes([0; 32]);
+    let (name, vers) = ("ab".parse().unwrap(), "1.0.0".parse().unwrap());
+    for (good, url) in [
+        ("http://h", "http://h/ab/1.0.0/download"),
+        ("HTTP://h//", "HTTP://h/ab/1.0.0/download"),
+        ("https://{crate}.example/", "https://ab.example/"),
+    ] {
+        let t = DlTemplate::new(good).unwrap();
+        assert_eq!(t.expand(&name, &vers, &sum), url, "{good:?}");
+    }
+}

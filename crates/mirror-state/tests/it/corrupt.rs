@@ -1,6 +1,8 @@
 //! Corrupt data on disk gives errors naming the key, never a panic.
 
-use mirror_state::{Error, Record, Status, decode_record, encode_record};
+use mirror_state::{
+    Error, MAX_KIND_LEN, MAX_MESSAGE_LEN, Record, Status, decode_record, encode_record,
+};
 
 use crate::{ck, name, open, raw_db, vers};
 
@@ -122,4 +124,48 @@ fn decoding_mangled_bytes_never_panics() {
             "{key:?}"
         );
     }
+}
+
+/// Found by `cargo xtask fuzz` (target `state_record`): a `kind` or `message` longer than the
+/// encoder ever writes decoded, and re-encoding the record cut it, so the record did not
+/// round-trip. Such a value is corrupt.
+#[test]
+fn texts_longer_than_the_encoder_writes_are_corrupt() {
+    let failed = |kind: &str, message: &str| Record {
+        cksum: ck(5),
+        size: 1,
+        status: Status::Failed {
+            kind: kind.into(),
+            message: message.into(),
+            attempts: 3,
+            last_attempt: 4,
+        },
+    };
+    let key = b"k\x001.0.0";
+    let kind = "k".repeat(MAX_KIND_LEN);
+    let message = "m".repeat(MAX_MESSAGE_LEN);
+    // The longest texts the encoder writes decode, and round-trip.
+    let longest = failed(&kind, &message);
+    let bytes = encode_record(&longest);
+    assert_eq!(decode_record(key, &bytes).unwrap().2, longest);
+
+    // Layout after the tag: u32 attempts, u64 last_attempt, u8 kind length, kind, u16 message
+    // length, message.
+    let kind_len_at = 1 + 32 + 8 + 1 + 4 + 8;
+    let mut long_kind = bytes.clone();
+    long_kind[kind_len_at] += 1;
+    long_kind.insert(kind_len_at + 1, b'k');
+    let err = decode_record(key, &long_kind).unwrap_err().to_string();
+    assert!(err.ends_with("kind is 65 bytes, more than 64"), "{err}");
+
+    let message_len_at = kind_len_at + 1 + MAX_KIND_LEN;
+    let mut long_message = bytes;
+    long_message[message_len_at..message_len_at + 2]
+        .copy_from_slice(&u16::try_from(MAX_MESSAGE_LEN + 1).unwrap().to_le_bytes());
+    long_message.push(b'm');
+    let err = decode_record(key, &long_message).unwrap_err().to_string();
+    assert!(
+        err.ends_with("message is 4097 bytes, more than 4096"),
+        "{err}"
+    );
 }

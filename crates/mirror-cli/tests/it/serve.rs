@@ -1,0 +1,704 @@
+//! `mirror-cli publish` and `serve` end to end, with real cargo as the judge: a mirror built by
+//! `mirror-cli sync` from the real-crates fixture, served by `mirror-cli serve` and by a plain
+//! nginx, and a fresh `CARGO_HOME` whose crates.io is replaced by it fetching a whole dependency
+//! graph. Every proxy variable points at a trap on loopback, so a request meant for anywhere but
+//! 127.0.0.1 would be caught (and counted) instead of leaving the machine.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mirror_testkit::server::{Fault, RegistryOptions, TestServer};
+use mirror_testkit::{RealRegistry, RealRegistryOptions, real_registry};
+use serde_json::Value;
+
+use crate::{stderr, stdout};
+
+/// The test project's dependencies: small, no target-specific dependencies, and all built by this
+/// workspace, so the fixture (made from the crates that build downloaded) holds their whole graph.
+const DEPENDENCIES: &str = r#"
+anyhow = "1"
+memchr = "2"
+serde = { version = "1", features = ["derive"] }
+"#;
+
+/// Every crate of that graph, for a clear message when the fixture lacks one.
+const GRAPH: &[&str] = &[
+    "anyhow",
+    "memchr",
+    "serde",
+    "serde_core",
+    "serde_derive",
+    "proc-macro2",
+    "quote",
+    "syn",
+    "unicode-ident",
+];
+
+/// The real-crates registry on a loopback server, and a mirror of it.
+struct Mirror {
+    tmp: tempfile::TempDir,
+    // Declared before the runtime it runs on, so it is dropped first.
+    server: TestServer,
+    _rt: tokio::runtime::Runtime,
+    registry: RealRegistry,
+    dest: PathBuf,
+}
+
+impl Mirror {
+    fn new() -> Mirror {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let reg = tmp.path().join("reg");
+        let server = rt.block_on(TestServer::start_registry(RegistryOptions::new(
+            reg.join("sparse"),
+            Some(reg.join("cdn")),
+        )));
+        let registry = real_registry(&reg, &RealRegistryOptions::with_dl(server.dl_api())).unwrap();
+        let missing: Vec<&str> = GRAPH
+            .iter()
+            .copied()
+            .filter(|name| !registry.versions.iter().any(|v| v.name().as_str() == *name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the real-crates fixture (built from $CARGO_HOME/registry) lacks {missing:?}: build the workspace first"
+        );
+        let dest = tmp.path().join("mirror");
+        Mirror {
+            tmp,
+            server,
+            _rt: rt,
+            registry,
+            dest,
+        }
+    }
+
+    fn dest(&self) -> &str {
+        self.dest.to_str().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mirror-cli"));
+        command
+            .args(args)
+            .env("HOME", self.tmp.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("MIRROR_CLI_INDEX")
+            .env_remove("MIRROR_CLI_CONTACT");
+        command
+    }
+
+    /// `mirror-cli sync` of the whole fixture (its git index over `file://`); returns the exit
+    /// code.
+    fn sync(&self) -> Option<i32> {
+        let index = format!("file://{}", self.registry.git.display());
+        let out = self
+            .command(&[
+                "sync",
+                "--dest",
+                self.dest(),
+                "--index",
+                &index,
+                "--rate",
+                "1000",
+                "--backoff-ms",
+                "5",
+                "--attempts",
+                "2",
+                "--contact",
+                "tests@example.org",
+            ])
+            .output()
+            .unwrap();
+        out.status.code()
+    }
+
+    /// `mirror-cli publish --json`: the summary, after checking it exited 0.
+    fn publish(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["publish", "--dest", self.dest(), "--json"];
+        args.extend_from_slice(extra);
+        let out = self.command(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap()
+    }
+
+    fn synced_and_published(&self, extra: &[&str]) {
+        assert_eq!(self.sync(), Some(0), "the sync failed");
+        self.publish(extra);
+    }
+}
+
+/// `mirror-cli serve` in a process of its own, its log in a file.
+struct Serve {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(mirror: &Mirror) -> Serve {
+        let log = mirror.tmp.path().join("serve.log");
+        let mut child = mirror
+            .command(&["serve", "--dest", mirror.dest(), "--addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let addr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "serve printed {first:?}; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Serve { child, addr, log }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and the log.
+    fn stop(mut self) -> (ExitStatus, String) {
+        terminate(&self.child);
+        let status = wait(&mut self.child, Duration::from_secs(15));
+        (status, std::fs::read_to_string(&self.log).unwrap())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx serving the mirror directory as static files, as docs/serving.md configures it.
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    fn start(root: &Path, dir: &Path) -> Nginx {
+        // `/usr/sbin` is not on every user's PATH.
+        let nginx = ["nginx", "/usr/sbin/nginx"]
+            .into_iter()
+            .find(|nginx| {
+                Command::new(nginx)
+                    .arg("-v")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .expect(
+                "nginx is not installed, and this test needs it to serve the mirror as static \
+                 files: `apt-get install -y nginx-light` (`cargo xtask ci` installs it)",
+            );
+        let mut last = String::new();
+        // The port is free when picked, but another process may take it before nginx binds it.
+        for attempt in 0..5 {
+            let dir = dir.join(format!("nginx-{attempt}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let port = free_port();
+            let conf = dir.join("nginx.conf");
+            std::fs::write(&conf, nginx_conf(&dir, root, port)).unwrap();
+            let mut child = Command::new(nginx)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if wait_listening(port, &mut child) {
+                return Nginx { child, port, dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            last = format!("{err}{log}");
+        }
+        panic!("nginx did not start: {last}");
+    }
+
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        terminate(&self.child);
+        wait(&mut self.child, Duration::from_secs(5));
+    }
+}
+
+/// The configuration docs/serving.md gives, with the paths of this test. One process
+/// (`master_process off`), so nothing changes user and the temp dir's files stay readable.
+fn nginx_conf(dir: &Path, root: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{
+    worker_connections 64;
+}}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    sendfile on;
+    types {{
+        application/json json;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{
+            return 404;
+        }}
+        location ~ /\\. {{
+            return 404;
+        }}
+        location /index/ {{
+            default_type text/plain;
+            add_header Cache-Control no-cache;
+        }}
+        location /crates/ {{
+            default_type application/octet-stream;
+        }}
+    }}
+}}
+",
+        root = root.display()
+    )
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `port` accepts connections (true) or `child` exits or 10 s pass (false).
+fn wait_listening(port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}
+
+fn wait(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A listener every proxy variable points at: it counts and drops each connection, so a request
+/// that would have left loopback fails fast and is seen.
+struct ProxyTrap {
+    url: String,
+    hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ProxyTrap {
+    fn start() -> ProxyTrap {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (hits, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (h, s) = (hits.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        h.fetch_add(1, Ordering::Relaxed);
+                        drop(stream);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        ProxyTrap { url, hits, stop }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ProxyTrap {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A cargo project depending on [`DEPENDENCIES`], and a fresh `CARGO_HOME` whose crates.io is
+/// replaced by the sparse index at `index_url`.
+struct CargoProject {
+    project: PathBuf,
+    home: PathBuf,
+}
+
+impl CargoProject {
+    fn new(dir: &Path, index_url: &str) -> CargoProject {
+        let project = dir.join("project");
+        std::fs::create_dir_all(project.join("src")).unwrap();
+        std::fs::write(
+            project.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"uses-the-mirror\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[dependencies]{DEPENDENCIES}"
+            ),
+        )
+        .unwrap();
+        std::fs::write(project.join("src/lib.rs"), "").unwrap();
+        let home = dir.join("cargo-home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join("config.toml"),
+            format!(
+                "[source.crates-io]\nreplace-with = \"mirror\"\n\n[source.mirror]\nregistry = \"sparse+{index_url}\"\n\n[net]\noffline = false\nretry = 1\n"
+            ),
+        )
+        .unwrap();
+        CargoProject { project, home }
+    }
+
+    /// `cargo fetch` with nothing but this home's configuration, and every proxy variable at
+    /// `trap`.
+    fn fetch(&self, trap: &ProxyTrap) -> Output {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        // Nothing of the surrounding build (target dir, registries, offline mode) leaks in.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CARGO") {
+                command.env_remove(key);
+            }
+        }
+        for proxy in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ] {
+            command.env(proxy, &trap.url);
+        }
+        command
+            .env("NO_PROXY", "127.0.0.1")
+            .env("no_proxy", "127.0.0.1")
+            .env("CARGO_HOME", &self.home)
+            .env("CARGO_TERM_COLOR", "never")
+            .env("CARGO_HTTP_TIMEOUT", "30")
+            .arg("fetch")
+            .current_dir(&self.project)
+            .output()
+            .unwrap()
+    }
+
+    /// The `.crate` files cargo downloaded, by file name.
+    fn downloaded(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for dir in std::fs::read_dir(self.home.join("registry/cache")).unwrap() {
+            for file in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+                out.push(file.unwrap().file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The packages in the `Cargo.lock` cargo wrote, as `name version`.
+    fn locked(&self) -> Vec<String> {
+        let lock = std::fs::read_to_string(self.project.join("Cargo.lock")).unwrap();
+        let mut out = Vec::new();
+        let mut name = None;
+        for line in lock.lines() {
+            if let Some(n) = line.strip_prefix("name = ") {
+                name = Some(n.trim_matches('"').to_owned());
+            } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+                out.push(format!("{n} {}", v.trim_matches('"')));
+            }
+        }
+        out.retain(|p| !p.starts_with("uses-the-mirror "));
+        out
+    }
+}
+
+/// Runs `cargo fetch` through `index_url` and checks it fetched the whole graph from the mirror,
+/// with nothing caught by the proxy trap.
+fn assert_cargo_fetches_through(mirror: &Mirror, index_url: &str, dir: &Path) {
+    let trap = ProxyTrap::start();
+    let project = CargoProject::new(dir, index_url);
+    let out = project.fetch(&trap);
+    assert!(
+        out.status.success(),
+        "cargo fetch through {index_url} failed:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(trap.hits(), 0, "cargo tried to leave loopback");
+    let locked = project.locked();
+    for name in GRAPH {
+        assert!(
+            locked.iter().any(|p| p.split(' ').next() == Some(*name)),
+            "{name} not in the resolved graph {locked:?}"
+        );
+    }
+    // Every package of the graph was downloaded (and checked against its index checksum by
+    // cargo), and each is a version the mirror holds.
+    let downloaded = project.downloaded();
+    let expected: Vec<String> = {
+        let mut e: Vec<String> = locked
+            .iter()
+            .map(|p| p.replacen(' ', "-", 1) + ".crate")
+            .collect();
+        e.sort();
+        e
+    };
+    assert_eq!(downloaded, expected);
+    for package in &locked {
+        let (name, vers) = package.split_once(' ').unwrap();
+        assert!(
+            mirror
+                .registry
+                .versions
+                .iter()
+                .any(|v| v.name().as_str() == name && v.vers().as_str() == vers),
+            "{package} is not a fixture version"
+        );
+    }
+}
+
+#[test]
+fn cargo_fetches_a_whole_graph_through_mirror_cli_serve() {
+    let mirror = Mirror::new();
+    mirror.synced_and_published(&[]);
+    let serve = Serve::start(&mirror);
+    let index_url = format!("http://{}/index/", serve.addr);
+    assert_cargo_fetches_through(&mirror, &index_url, &mirror.tmp.path().join("cargo"));
+
+    // Ctrl-C or SIGTERM stops the server cleanly.
+    let (status, log) = serve.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The access log names each request, with its status.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("path=/index/config.json") && l.contains("status=200")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("path=/crates/se/rd/serde/serde-") && l.contains("status=200")),
+        "{log}"
+    );
+}
+
+#[test]
+fn cargo_fetches_a_whole_graph_from_the_published_tree_on_static_nginx() {
+    let mirror = Mirror::new();
+    assert_eq!(mirror.sync(), Some(0), "the sync failed");
+    let nginx = Nginx::start(&mirror.dest, mirror.tmp.path());
+    let base = format!("http://127.0.0.1:{}", nginx.port);
+    let report = mirror.publish(&["--base-url", &base]);
+    assert_eq!(report["base_url"], base.as_str());
+
+    assert_cargo_fetches_through(
+        &mirror,
+        &format!("{base}/index/"),
+        &mirror.tmp.path().join("cargo"),
+    );
+    let log = nginx.access_log();
+    assert!(
+        log.contains("GET /index/config.json HTTP/1.1\" 200"),
+        "{log}"
+    );
+    assert!(log.contains("GET /crates/me/mc/memchr/memchr-"), "{log}");
+}
+
+#[test]
+fn the_published_index_is_upstream_byte_for_byte_minus_what_is_not_verified() {
+    let mirror = Mirror::new();
+    // One version cannot be downloaded: its line must not be published.
+    let failed = mirror
+        .registry
+        .versions
+        .iter()
+        .find(|v| v.name().as_str() == "memchr")
+        .unwrap()
+        .clone();
+    mirror.server.inject(
+        &format!("/crates/memchr/memchr-{}.crate", failed.vers()),
+        Fault::Status(404),
+    );
+    assert_eq!(mirror.sync(), Some(1), "the sync should report the failure");
+    let report = mirror.publish(&[]);
+    assert_eq!(report["left_out"], 1);
+    assert_eq!(
+        report["versions"],
+        mirror.registry.versions.len() as u64 - 1
+    );
+
+    let published = mirror.dest.join("index");
+    let upstream = &mirror.registry.sparse;
+    let mut files = 0;
+    for v in &mirror.registry.versions {
+        let path = mirror_index::index_path(v.name());
+        let mine = std::fs::read(published.join(&path)).unwrap_or_default();
+        let theirs = std::fs::read(upstream.join(&path)).unwrap();
+        if v.name().as_str() == "memchr" {
+            let expected: Vec<u8> = theirs
+                .split_inclusive(|b| *b == b'\n')
+                .filter(|line| line.trim_ascii_end() != failed.entry.raw())
+                .flatten()
+                .copied()
+                .collect();
+            assert_eq!(mine, expected, "{path}");
+        } else {
+            assert_eq!(mine, theirs, "{path} differs from upstream");
+        }
+        files += 1;
+    }
+    assert!(files > 50);
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(published.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({
+            "dl": "http://127.0.0.1:8080/crates/{lowerprefix}/{crate}/{crate}-{version}.crate"
+        })
+    );
+
+    // Once the version is mirrored, publishing brings its line back.
+    mirror.server.clear_faults();
+    assert_eq!(mirror.sync(), Some(0));
+    let report = mirror.publish(&[]);
+    assert_eq!(report["left_out"], 0);
+    // Nothing else changed, so nothing else was written (by this publish, or by the sync's own).
+    assert!(report["written"].as_u64().unwrap() <= 1, "{report}");
+    let path = mirror_index::index_path(failed.name());
+    assert_eq!(
+        std::fs::read(published.join(&path)).unwrap(),
+        std::fs::read(upstream.join(&path)).unwrap()
+    );
+}
+
+#[test]
+fn publish_needs_a_synced_mirror_and_a_usable_base_url() {
+    let mirror = Mirror::new();
+    let out = mirror
+        .command(&["publish", "--dest", mirror.dest()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a mirror"), "{}", stderr(&out));
+
+    assert_eq!(mirror.sync(), Some(0));
+    let out = mirror
+        .command(&["publish", "--dest", mirror.dest(), "--base-url", "ftp://x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid base url"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn serve_needs_a_mirror_directory_and_a_usable_base_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-mirror");
+    let out = crate::run(
+        tmp.path(),
+        &[
+            "serve",
+            "--dest",
+            missing.to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = crate::run(
+        tmp.path(),
+        &[
+            "serve",
+            "--dest",
+            tmp.path().to_str().unwrap(),
+            "--addr",
+            "127.0.0.1:0",
+            "--base-url",
+            "ftp://mirror.example.org",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid base url"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,584 @@
+//! `publish`: the sparse index a mirror serves, written under `index/` from the upstream index and
+//! the state: only verified versions, their lines byte for byte and in upstream order, and a
+//! `config.json` whose `dl` points at the mirror's own crate files.
+//!
+//! The tree needs no server logic: any static file server (nginx, an object store behind a CDN)
+//! can serve `--dest` as it is, and `mirror-serve` serves it too.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use mirror_index::{CrateName, DlTemplate, IndexFile, ReadOptions, Version, index_path};
+use mirror_state::{State, StateOptions, Status};
+use mirror_store::Store;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::source::crate_of_index_path;
+use crate::{Error, FetchSettings, Source, meta};
+
+/// The state's meta key holding the base URL of the last publish that was given one.
+const BASE_URL_META: &str = "publish_base_url";
+
+/// The base URL used until one is given: where `mirror-cli serve` listens by default. Right for
+/// `mirror-cli serve` on its default address, and harmless for it on any other (the server
+/// rewrites `dl` to its own address); a static host needs the real one (`--base-url`).
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
+
+/// Index files handed to the workers at once: enough to keep every core busy, few enough that the
+/// lines held in memory stay at a few MB whatever the size of the index.
+const BATCH: usize = 1024;
+
+/// How to publish.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// The URL clients reach the mirror root at (`https://mirror.example.org`, optionally with a
+    /// path); `config.json`'s `dl` points below it. It is remembered in the state, so `None` uses
+    /// the last one given, and [`DEFAULT_BASE_URL`] when none ever was.
+    pub base_url: Option<String>,
+    /// Threads for state lookups and writes; 0 means one per core (and at least four, since
+    /// writes wait on the disk).
+    pub threads: usize,
+    /// Who holds the state while [`republish`] runs (shown to a second process), such as
+    /// `mirror-cli publish`.
+    pub holder: Option<String>,
+}
+
+/// What a publish did. Serialised, it is the `publish --json` summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PublishReport {
+    /// Upstream index files read.
+    pub files_read: u64,
+    /// Index files published (holding at least one line) among those read.
+    pub files: u64,
+    /// Lines published: versions verified with the checksum the line gives.
+    pub versions: u64,
+    /// Lines left out: versions not verified, or verified under another checksum.
+    pub left_out: u64,
+    /// Index files written (new or changed); the others were already up to date on disk.
+    pub written: u64,
+    /// Index files already up to date (not touched, so their `ETag` and mtime stay).
+    pub unchanged: u64,
+    /// Published index files deleted: no verified line left, or the crate is gone upstream.
+    pub removed: u64,
+    /// Whether `config.json` was written (it changed, or did not exist).
+    pub config_written: bool,
+    /// The base URL `config.json`'s `dl` points below.
+    pub base_url: String,
+    /// Wall-clock duration in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// What happened to one index file.
+#[derive(Default)]
+struct FileOutcome {
+    published: bool,
+    written: bool,
+    removed: bool,
+    versions: u64,
+    left_out: u64,
+}
+
+/// Publishes the sparse index of the mirror in `store`: for each index file of `source` (every
+/// one when `paths` is `None`, else the index paths given, such as `se/rd/serde`), the lines of
+/// versions `state` records verified with the same checksum, byte for byte, in upstream order,
+/// written to `index/{path}`; and `index/config.json`.
+///
+/// - A file is written (temp file, fsync, rename) only when its content changed, so unchanged
+///   files keep their `ETag` and mtime and a publish that changes nothing writes nothing.
+/// - A file left with no verified line, or whose crate is gone upstream, is deleted. With
+///   `paths` `None`, every published index file the source no longer has is deleted too.
+/// - `config.json` is `{"dl": "{base}/crates/{lowerprefix}/{crate}/{crate}-{version}.crate"}`:
+///   no `api` (the mirror has no web API, and upstream's would receive the user's token) and no
+///   `auth-required`. See [`PublishOptions::base_url`].
+///
+/// Readers see each file whole, old or new. Only versions whose file is in place are listed,
+/// since the state records a version verified only after its file is in place: publish after
+/// the downloads, and [`retract`] before taking a file away.
+///
+/// A source that cannot enumerate (sparse) is read for the crates the state has records of
+/// when `paths` is `None`. Memory stays bounded: files are read, filtered and written in
+/// batches; only the set of published paths is kept for the final sweep.
+///
+/// ```no_run
+/// use mirror_state::{State, StateOptions};
+/// use mirror_store::Store;
+/// use mirror_sync::{PublishOptions, Source, publish};
+///
+/// let store = Store::open("mirror".as_ref())?;
+/// let state = State::open(&store.state_dir(), StateOptions::default())?;
+/// let never = std::sync::atomic::AtomicBool::new(false);
+/// let source = Source::open("file:///srv/index.git", &store.index_dir(), "my-tool/1.0", &never)?;
+/// let mut options = PublishOptions::default();
+/// options.base_url = Some("https://mirror.example.org".into());
+/// let report = publish(&store, &state, &source, None, &options)?;
+/// println!("{} versions in {} index files", report.versions, report.files);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn publish(
+    store: &Store,
+    state: &State,
+    source: &Source,
+    paths: Option<&[String]>,
+    options: &PublishOptions,
+) -> Result<PublishReport, Error> {
+    let started = Instant::now();
+    let base_url = base_url(state, options.base_url.as_deref())?;
+    let mut report = PublishReport {
+        base_url: base_url.clone(),
+        ..PublishReport::default()
+    };
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(match options.threads {
+            0 => cores.max(4),
+            n => n,
+        })
+        .thread_name(|i| format!("publish-{i}"))
+        .build()
+        .map_err(|e| Error::Task(e.to_string()))?;
+    let index_root = store.index_root();
+    let full = paths.is_none();
+
+    // Every path the source has, published or not, for the sweep after a full publish.
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut batch: Vec<IndexFile> = Vec::with_capacity(BATCH);
+    let mut failure: Option<Error> = None;
+    let mut flush = |batch: &mut Vec<IndexFile>, report: &mut PublishReport| {
+        let outcomes: Vec<Result<FileOutcome, Error>> = pool.install(|| {
+            batch
+                .par_iter()
+                .map(|file| publish_file(store, state, file))
+                .collect()
+        });
+        for (file, outcome) in batch.drain(..).zip(outcomes) {
+            match outcome {
+                Ok(outcome) => {
+                    report.files_read += 1;
+                    report.files += u64::from(outcome.published);
+                    report.written += u64::from(outcome.written);
+                    report.unchanged += u64::from(outcome.published && !outcome.written);
+                    report.removed += u64::from(outcome.removed);
+                    report.versions += outcome.versions;
+                    report.left_out += outcome.left_out;
+                    if full {
+                        seen.insert(file.path);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    };
+    let mut sink = |file: IndexFile| {
+        if failure.is_some() {
+            return;
+        }
+        // Strays (files not where an index file belongs) come with no entries; they name no
+        // crate, so there is nothing to publish or remove for them.
+        if crate_of_index_path(&file.path).is_none() {
+            return;
+        }
+        batch.push(file);
+        if batch.len() >= BATCH
+            && let Err(e) = flush(&mut batch, &mut report)
+        {
+            failure = Some(e);
+        }
+    };
+    let read_options = ReadOptions::with_threads(options.threads);
+    let stats = match paths {
+        Some(paths) => source.read_paths(paths, &read_options, &mut sink)?,
+        None if source.can_enumerate() => source.read(&[], &read_options, &mut sink)?,
+        None => {
+            let names = recorded_crates(state)?;
+            if names.is_empty() {
+                mirror_index::ReadStats::default()
+            } else {
+                source.read(&names, &read_options, &mut sink)?
+            }
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    flush(&mut batch, &mut report)?;
+
+    // Index files the source does not have (any more): the crate is gone upstream.
+    for path in &stats.not_found {
+        if crate_of_index_path(path).is_some() && remove_published(&index_root, path)? {
+            report.removed += 1;
+        }
+    }
+    if full {
+        report.removed += sweep(&index_root, &seen)?;
+    }
+
+    let config = config_json(&base_url);
+    report.config_written = write_if_changed(store, Path::new("index/config.json"), &config)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        files = report.files,
+        versions = report.versions,
+        left_out = report.left_out,
+        written = report.written,
+        removed = report.removed,
+        base_url = %report.base_url,
+        duration_ms = report.duration_ms,
+        "published the index"
+    );
+    Ok(report)
+}
+
+/// Re-publishes the mirror at `dest` from the index its last sync read, without syncing and
+/// without going to the network for a git index (its local clone is read as the sync left it).
+/// For changing the base URL of a mirror, or publishing a mirror synced before publishing
+/// existed.
+///
+/// Takes the state's lock, so it fails with [`Error::is_locked`] while a sync or verify runs.
+pub fn republish(dest: &Path, options: &PublishOptions) -> Result<PublishReport, Error> {
+    if !dest.join(".mirror").is_dir() {
+        return Err(Error::Config(format!(
+            "{} is not a mirror (no .mirror folder); run a sync first",
+            dest.display()
+        )));
+    }
+    let store = Store::open(dest)?;
+    let state = State::open(
+        &store.state_dir(),
+        StateOptions {
+            holder: options
+                .holder
+                .clone()
+                .unwrap_or_else(|| "mirror-sync publish".to_owned()),
+            ..StateOptions::default()
+        },
+    )?;
+    let src = state.get_meta(meta::INDEX_SOURCE)?.ok_or_else(|| {
+        Error::Config(format!(
+            "the mirror at {} was never synced: there is nothing to publish",
+            dest.display()
+        ))
+    })?;
+    let user_agent = FetchSettings::default().full_user_agent();
+    let source = Source::open_local(&src, &store.index_dir(), &user_agent)?;
+    let report = publish(&store, &state, &source, None, options)?;
+    state.flush()?;
+    Ok(report)
+}
+
+/// Takes `versions` out of the published index, now, without reading the upstream index: each
+/// affected `index/{path}` is rewritten without their lines (or deleted when none is left).
+/// Returns how many lines were removed.
+///
+/// Call it before a verified file leaves its place (a re-published version quarantined, a
+/// corrupt file found by verify, a prune), so that no client is ever offered a line whose file
+/// is not there, or whose file has other bytes than its checksum says. The next [`publish`]
+/// brings the lines back once the versions are verified again.
+pub fn retract(store: &Store, versions: &[(CrateName, Version)]) -> Result<u64, Error> {
+    let mut by_path: BTreeMap<String, HashSet<&str>> = BTreeMap::new();
+    for (name, vers) in versions {
+        by_path
+            .entry(index_path(name))
+            .or_default()
+            .insert(vers.as_str());
+    }
+    let index_root = store.index_root();
+    let mut removed = 0;
+    for (path, gone) in by_path {
+        let rel = Path::new("index").join(&path);
+        let Some(published) = read_published(&index_root, &path)? else {
+            continue;
+        };
+        let file = IndexFile::parse(&path, &published);
+        let mut kept = Vec::with_capacity(published.len());
+        let mut dropped = 0;
+        for entry in &file.entries {
+            if gone.contains(entry.vers().as_str()) {
+                dropped += 1;
+            } else {
+                kept.extend_from_slice(entry.raw());
+                kept.push(b'\n');
+            }
+        }
+        if dropped == 0 {
+            continue;
+        }
+        if kept.is_empty() {
+            remove_published(&index_root, &path)?;
+        } else {
+            store.write_atomic(&rel, &kept)?;
+        }
+        tracing::debug!(path, lines = dropped, "retracted from the published index");
+        removed += dropped;
+    }
+    Ok(removed)
+}
+
+/// The base URL to publish with: the one given (checked, then remembered), else the remembered
+/// one, else the default.
+fn base_url(state: &State, given: Option<&str>) -> Result<String, Error> {
+    if let Some(given) = given {
+        let url = check_base_url(given)?;
+        if state.get_meta(BASE_URL_META)?.as_deref() != Some(url.as_str()) {
+            state.set_meta(BASE_URL_META, &url)?;
+        }
+        return Ok(url);
+    }
+    Ok(state
+        .get_meta(BASE_URL_META)?
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()))
+}
+
+/// Checks a base URL and drops its trailing slashes: `http(s)://host[:port][/path]`, nothing
+/// that would read as a template marker, no query, fragment or credentials.
+fn check_base_url(url: &str) -> Result<String, Error> {
+    let invalid = |reason: &str| Error::Config(format!("invalid base url {url:?}: {reason}"));
+    let trimmed = url.trim_end_matches('/');
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| {
+            trimmed
+                .get(..scheme.len())
+                .filter(|s| s.eq_ignore_ascii_case(scheme))
+                .map(|_| &trimmed[scheme.len()..])
+        })
+        .ok_or_else(|| invalid("only http:// and https:// URLs are supported"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(invalid("has no host"));
+    }
+    if host.contains('@') {
+        return Err(invalid("may not hold a user name or password"));
+    }
+    if trimmed.contains(['{', '}']) {
+        return Err(invalid("contains a brace"));
+    }
+    if trimmed.contains(['?', '#']) {
+        return Err(invalid("has a query or fragment"));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+    {
+        return Err(invalid(
+            "contains whitespace, control or non-ASCII characters",
+        ));
+    }
+    DlTemplate::new(&dl(trimmed)).map_err(|e| invalid(&e.to_string()))?;
+    Ok(trimmed.to_owned())
+}
+
+/// The `dl` template for crate files below `base`: the mirror's own layout.
+fn dl(base: &str) -> String {
+    format!("{base}/crates/{{lowerprefix}}/{{crate}}/{{crate}}-{{version}}.crate")
+}
+
+fn config_json(base: &str) -> Vec<u8> {
+    let config = serde_json::json!({ "dl": dl(base) });
+    let mut out = serde_json::to_vec_pretty(&config).expect("a JSON object always serialises");
+    out.push(b'\n');
+    out
+}
+
+/// The names of every crate the state has a record of, for a source that cannot enumerate.
+fn recorded_crates(state: &State) -> Result<Vec<CrateName>, Error> {
+    let mut names: Vec<CrateName> = Vec::new();
+    for item in state.iter() {
+        match item {
+            Ok((name, _, _)) => {
+                if names.last() != Some(&name) {
+                    names.push(name);
+                }
+            }
+            Err(mirror_state::Error::CorruptRecord { key, reason }) => {
+                tracing::warn!(%key, %reason, "skipping an unreadable state record");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(names)
+}
+
+/// Publishes one index file (whose path was checked to be an index path).
+fn publish_file(store: &Store, state: &State, file: &IndexFile) -> Result<FileOutcome, Error> {
+    let mut outcome = FileOutcome::default();
+    let mut lines = Vec::new();
+    for entry in &file.entries {
+        let record = match state.get(entry.name(), entry.vers()) {
+            Ok(record) => record,
+            Err(mirror_state::Error::CorruptRecord { key, reason }) => {
+                // An unreadable record proves nothing: leave the line out.
+                tracing::warn!(%key, %reason, "ignoring an unreadable state record");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let verified = record.is_some_and(|r| {
+            matches!(r.status, Status::Verified { .. }) && r.cksum == *entry.cksum()
+        });
+        if verified {
+            lines.extend_from_slice(entry.raw());
+            lines.push(b'\n');
+            outcome.versions += 1;
+        } else {
+            outcome.left_out += 1;
+        }
+    }
+    if lines.is_empty() {
+        outcome.removed = remove_published(&store.index_root(), &file.path)?;
+        return Ok(outcome);
+    }
+    outcome.published = true;
+    let rel = Path::new("index").join(&file.path);
+    outcome.written = write_if_changed(store, &rel, &lines)?;
+    Ok(outcome)
+}
+
+/// Writes `bytes` to `rel` atomically unless the file there already holds exactly them. Returns
+/// whether it wrote.
+fn write_if_changed(store: &Store, rel: &Path, bytes: &[u8]) -> Result<bool, Error> {
+    let path = store.root().join(rel);
+    let current = match fs::symlink_metadata(&path) {
+        // Only a regular file of the right length is worth reading; anything else is replaced.
+        Ok(meta) if meta.is_file() && meta.len() == bytes.len() as u64 => {
+            Some(fs::read(&path).map_err(store_io("reading", &path))?)
+        }
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(store_io("inspecting", &path)(e)),
+    };
+    if current.as_deref() == Some(bytes) {
+        return Ok(false);
+    }
+    store.write_atomic(rel, bytes)?;
+    Ok(true)
+}
+
+/// The published `index/{path}`, if it is a regular file.
+fn read_published(index_root: &Path, path: &str) -> Result<Option<Vec<u8>>, Error> {
+    let full = index_root.join(path);
+    if !parents_are_real_dirs(index_root, path)? {
+        return Ok(None);
+    }
+    match fs::symlink_metadata(&full) {
+        Ok(meta) if meta.is_file() => fs::read(&full)
+            .map(Some)
+            .map_err(store_io("reading", &full)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(store_io("inspecting", &full)(e)),
+    }
+}
+
+/// Deletes the published `index/{path}` if there is one, durably. Returns whether it did.
+fn remove_published(index_root: &Path, path: &str) -> Result<bool, Error> {
+    // A directory on the way that is a symlink could lead outside the mirror: never follow it.
+    if !parents_are_real_dirs(index_root, path)? {
+        return Ok(false);
+    }
+    let full = index_root.join(path);
+    match fs::symlink_metadata(&full) {
+        Ok(meta) if !meta.is_dir() => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(store_io("inspecting", &full)(e)),
+    }
+    match fs::remove_file(&full) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(store_io("removing", &full)(e)),
+    }
+    if let Some(parent) = full.parent() {
+        sync_dir(parent)?;
+    }
+    tracing::debug!(path, "removed from the published index");
+    Ok(true)
+}
+
+/// Whether `index_root` and every directory between it and `index_root/{path}` are real
+/// directories (not symlinks). `false` when one is missing.
+fn parents_are_real_dirs(index_root: &Path, path: &str) -> Result<bool, Error> {
+    let mut dir = index_root.to_path_buf();
+    let parents = Path::new(path).parent().unwrap_or(Path::new(""));
+    for component in std::iter::once(None).chain(parents.components().map(Some)) {
+        if let Some(component) = component {
+            let Component::Normal(part) = component else {
+                return Ok(false);
+            };
+            dir.push(part);
+        }
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(store_io("inspecting", &dir)(e)),
+        }
+    }
+    Ok(true)
+}
+
+/// Deletes every published index file whose path is not in `keep`; leaves `config.json` and
+/// anything that is not where an index file belongs. Symlinked directories are not entered.
+fn sweep(index_root: &Path, keep: &HashSet<String>) -> Result<u64, Error> {
+    let mut removed = 0;
+    match fs::symlink_metadata(index_root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(store_io("inspecting", index_root)(e)),
+    }
+    let mut stack = vec![(index_root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let listing = fs::read_dir(&dir).map_err(store_io("listing", &dir))?;
+        for entry in listing {
+            let entry = entry.map_err(store_io("listing", &dir))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let file_type = entry
+                .file_type()
+                .map_err(store_io("inspecting", entry.path()))?;
+            if file_type.is_dir() {
+                stack.push((entry.path(), child));
+            } else if crate_of_index_path(&child).is_some()
+                && !keep.contains(&child)
+                && remove_published(index_root, &child)?
+            {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(store_io("syncing directory", dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn store_io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |source| {
+        Error::Store(mirror_store::Error::Io {
+            action,
+            path,
+            source,
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests for mirror-sync: one binary, one module per feature. Each test builds its own
+//! upstream index and mirror in a temp dir.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod publish;
