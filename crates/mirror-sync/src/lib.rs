@@ -67,6 +67,17 @@ mod meta {
     pub(crate) const LAST_FULL_SYNC_COUNT: &str = "last_full_sync_count";
     /// The last sync's JSON summary.
     pub(crate) const LAST_SYNC_REPORT: &str = "last_sync_report";
+    /// Set (to the reason) when the next sync must compare the whole index: `verify` found
+    /// versions broken that an incremental sync, reading only the changed index files, would
+    /// never look at again. Cleared by a full compare with no failure.
+    pub(crate) const FULL_COMPARE_NEEDED: &str = "full_compare_needed";
+    /// Set while the published index may lag the state (a run recorded versions verified or
+    /// retracted lines and has not published yet); the next publish then rewrites every file,
+    /// since the run that set it may have been killed before it could say which.
+    pub(crate) const PUBLISH_PENDING: &str = "publish_pending";
+    /// Set when the sync marker was last moved by a run with `--skip-yanked`: a later run
+    /// without it must compare everything, or it would never fetch the yanked versions skipped.
+    pub(crate) const MARKER_SKIPPED_YANKED: &str = "marker_skipped_yanked";
 }
 
 fn now_unix() -> u64 {

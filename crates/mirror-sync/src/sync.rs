@@ -157,6 +157,10 @@ pub fn sync(
     }
     state.set_meta(meta::INDEX_SOURCE, &src)?;
     state.set_meta(meta::DL, dl.as_str())?;
+    // A run before this one stopped between changing what is verified and publishing it: the
+    // files it touched are not known any more, so this publish rewrites every file.
+    let publish_everything = state.get_meta(meta::PUBLISH_PENDING)?.is_some();
+    state.set_meta(meta::PUBLISH_PENDING, "a sync is running")?;
 
     let Plan {
         mut downloads,
@@ -267,6 +271,7 @@ pub fn sync(
         progress.stage(&Stage::Publishing);
         let paths: Option<Vec<String>> = match mode {
             _ if !store.index_root().join("config.json").exists() => None,
+            _ if publish_everything => None,
             Mode::Full => None,
             Mode::Selected => Some(options.crates.iter().map(index_path).collect()),
             Mode::Incremental => Some(touched.into_iter().collect()),
@@ -279,6 +284,8 @@ pub fn sync(
         let published = publish(&store, &state, &source, paths.as_deref(), &publish_options)?;
         report.published_written = published.written;
         report.published_removed = published.removed;
+        // Caught up: with an earlier run's mark, this publish was a full one.
+        state.remove_meta(meta::PUBLISH_PENDING)?;
     }
 
     // The sync marker only moves when the whole index is mirrored: never past a failure.
@@ -289,11 +296,19 @@ pub fn sync(
     {
         state.set_index_commit(&tip.commit.to_string())?;
         state.set_index_tree(&tip.tree.to_string())?;
+        if options.skip_yanked {
+            state.set_meta(meta::MARKER_SKIPPED_YANKED, "1")?;
+        } else {
+            state.remove_meta(meta::MARKER_SKIPPED_YANKED)?;
+        }
     }
     let count = state.increment_sync_count()?;
     if mode == Mode::Full && !report.interrupted {
         state.set_last_full_compare_unix(now_unix())?;
         state.set_meta(meta::LAST_FULL_SYNC_COUNT, &count.to_string())?;
+        if report.failed == 0 {
+            state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
+        }
     }
     finish(report, &state, started)
 }
@@ -395,7 +410,17 @@ fn choose_mode(
         },
         _ => None,
     };
-    let due = full_compare_due(state, options)?;
+    let mut due = full_compare_due(state, options)?;
+    if let Some(why) = state.get_meta(meta::FULL_COMPARE_NEEDED)? {
+        tracing::info!("comparing everything: {why}");
+        due = true;
+    }
+    if !options.skip_yanked && state.get_meta(meta::MARKER_SKIPPED_YANKED)?.is_some() {
+        tracing::info!(
+            "comparing everything: the last synced tree was mirrored with --skip-yanked, this run mirrors yanked versions too"
+        );
+        due = true;
+    }
     let mode = if since.is_some() && !options.full && !due {
         Mode::Incremental
     } else {

@@ -101,7 +101,12 @@ pub fn verify(
         files: counts.verified,
         bytes: counts.verified_bytes,
     });
+    // A mark left by a run that was stopped before it published: only a full publish (the next
+    // sync's) catches up on it, so this run's partial one must leave it.
+    let pending_at_start = state.get_meta(meta::PUBLISH_PENDING)?.is_some();
     let mut broken: Vec<(Work, bool)> = Vec::new();
+    // Crates with versions verified again by this run, whose published index files need them.
+    let mut republish: Vec<CrateName> = Vec::new();
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut records = state.iter();
     loop {
@@ -162,8 +167,13 @@ pub fn verify(
                     report.bytes += len;
                     progress.bytes(len);
                     if !check.verified {
-                        // Put back by hand since an earlier verify: verified again.
+                        // Put back by hand since an earlier verify: verified again, and to be
+                        // published again (marked first, in case this run is killed).
+                        if republish.is_empty() {
+                            state.set_meta(meta::PUBLISH_PENDING, "verify is re-publishing")?;
+                        }
                         state.mark_verified(&check.name, &check.vers, check.cksum, len)?;
+                        republish.push(check.name.clone());
                     }
                     continue;
                 }
@@ -199,6 +209,14 @@ pub fn verify(
         .map(|(w, _)| (w.name.clone(), w.vers.clone()))
         .collect();
     crate::retract(&store, &retracted)?;
+    if !broken.is_empty() {
+        // An incremental sync reads only the index files that changed upstream, so it would
+        // never look at these versions again: the next sync compares everything.
+        state.set_meta(
+            meta::FULL_COMPARE_NEEDED,
+            &format!("verify found {} versions missing or corrupt", broken.len()),
+        )?;
+    }
 
     if !report.interrupted {
         progress.stage(&Stage::Walking);
@@ -236,9 +254,13 @@ pub fn verify(
     }
 
     if options.repair && !broken.is_empty() && !report.interrupted {
+        let broken_count = broken.len() as u64;
+        if republish.is_empty() {
+            state.set_meta(meta::PUBLISH_PENDING, "verify is repairing")?;
+        }
+        republish.extend(retracted.iter().map(|(name, _)| name.clone()));
         repair(
             broken,
-            &retracted,
             &store,
             &state,
             options,
@@ -246,6 +268,12 @@ pub fn verify(
             interrupt,
             &mut report,
         )?;
+        if report.repaired == broken_count {
+            state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
+        }
+    }
+    if !republish.is_empty() {
+        republish_crates(&store, &state, options, republish, pending_at_start)?;
     }
     report.interrupted |= interrupt.is_triggered();
     state.flush()?;
@@ -284,13 +312,8 @@ fn check_one(store: &Store, check: &Check) -> Verdict {
 }
 
 /// Moves corrupt files to quarantine and downloads the broken versions again.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one private call site; the pieces are all different"
-)]
 fn repair(
     broken: Vec<(Work, bool)>,
-    retracted: &[(CrateName, Version)],
     store: &Arc<Store>,
     state: &Arc<State>,
     options: &VerifyOptions,
@@ -341,28 +364,41 @@ fn repair(
     report.repaired = downloaded.done;
     report.failures = downloaded.failures;
     report.interrupted |= downloaded.interrupted;
+    Ok(())
+}
 
-    // Offer the repaired versions again, from the index clone as it was synced (no fetch).
-    if report.repaired > 0 && store.index_root().join("config.json").exists() {
-        let src = state.get_meta(meta::INDEX_SOURCE)?;
-        if let Some(src) = src {
-            let source = crate::Source::open_local(
-                &src,
-                &store.index_dir(),
-                &options.fetch.full_user_agent(),
-            )?;
-            let paths: Vec<String> = retracted
-                .iter()
-                .map(|(name, _)| mirror_index::index_path(name))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let publish_options = crate::PublishOptions {
-                threads: options.threads,
-                ..Default::default()
-            };
-            crate::publish(store, state, &source, Some(&paths), &publish_options)?;
-        }
+/// Offers the versions of `crates` that are verified again in the published index, read from
+/// the index clone as it was synced (no fetch). Clears the pending-publish mark unless an
+/// earlier run left it (`pending_at_start`: then only the next sync's full publish catches up).
+fn republish_crates(
+    store: &Store,
+    state: &State,
+    options: &VerifyOptions,
+    crates: Vec<CrateName>,
+    pending_at_start: bool,
+) -> Result<(), Error> {
+    let (Some(src), true) = (
+        state.get_meta(meta::INDEX_SOURCE)?,
+        store.index_root().join("config.json").exists(),
+    ) else {
+        // Never published: the next sync publishes everything anyway.
+        return Ok(());
+    };
+    let source =
+        crate::Source::open_local(&src, &store.index_dir(), &options.fetch.full_user_agent())?;
+    let paths: Vec<String> = crates
+        .iter()
+        .map(mirror_index::index_path)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let publish_options = crate::PublishOptions {
+        threads: options.threads,
+        ..Default::default()
+    };
+    crate::publish(store, state, &source, Some(&paths), &publish_options)?;
+    if !pending_at_start {
+        state.remove_meta(meta::PUBLISH_PENDING)?;
     }
     Ok(())
 }

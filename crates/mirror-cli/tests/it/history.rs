@@ -348,3 +348,28 @@ fn a_full_compare_finds_versions_removed_while_the_tree_was_gone() {
     removed.sort();
     assert_eq!(removed, ["a 1.1.0", "zzzz 1.0.0"]);
 }
+
+/// A sync with `--skip-yanked` moves the sync marker; a later sync without it must still fetch
+/// the yanked versions it skipped, though the index did not change.
+#[test]
+fn yanked_versions_skipped_once_are_fetched_by_a_later_sync_without_the_flag() {
+    let mut r = Registry::new();
+    r.publish("aa", "1.0.0", b"aa one");
+    r.publish("aa", "1.1.0", b"aa two");
+    r.publish("bb", "0.1.0", b"bb one");
+    r.yank("aa", "1.0.0");
+    r.commit("base", false);
+    let (out, report) = r.sync(&["--skip-yanked"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["downloaded"], 2, "{report}");
+    assert!(!r.file("aa", "1.0.0").exists());
+    let (out, report) = r.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "full", "{report}");
+    assert_eq!(report["downloaded"], 1, "{report}");
+    assert!(r.file("aa", "1.0.0").exists());
+    let (out, report) = r.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "incremental", "{report}");
+    assert_eq!(report["downloaded"], 0, "{report}");
+}

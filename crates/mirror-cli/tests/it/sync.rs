@@ -534,6 +534,77 @@ fn verify_finds_missing_corrupt_and_unexpected_files_and_repair_mends_them() {
     assert_eq!(f.assert_files_are_verified_copies() as u64, n);
 }
 
+/// Whether the published index (`index/`) offers `name` `vers`.
+fn published(dest: &Path, name: &mirror_index::CrateName, vers: &mirror_index::Version) -> bool {
+    let path = dest.join("index").join(mirror_index::index_path(name));
+    let Ok(bytes) = std::fs::read(&path) else {
+        return false;
+    };
+    mirror_index::IndexFile::parse(&mirror_index::index_path(name), &bytes)
+        .entries
+        .iter()
+        .any(|e| e.vers() == vers)
+}
+
+/// A verify that finds damage without repairing it leaves failures an incremental sync (which
+/// reads only the index files that changed upstream) would never look at: the next plain sync
+/// compares everything and mends them, and the published index stops offering, then offers
+/// again, what is broken, then mended.
+#[test]
+fn damage_found_by_verify_is_mended_by_the_next_plain_sync() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "full");
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "incremental", "{report}");
+
+    let store = f.store();
+    let (gone, bad) = (&f.registry.versions[0], &f.registry.versions[1]);
+    assert!(published(&f.dest, gone.name(), gone.vers()));
+    std::fs::remove_file(store.crate_path(gone.name(), gone.vers())).unwrap();
+    let bad_path = store.crate_path(bad.name(), bad.vers());
+    let good_bytes = std::fs::read(&bad_path).unwrap();
+    let mut bytes = good_bytes.clone();
+    bytes[0] ^= 0xff;
+    std::fs::write(&bad_path, &bytes).unwrap();
+
+    let (out, report) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(report["missing"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["corrupt"].as_array().unwrap().len(), 1, "{report}");
+    // Neither is offered to cargo any more.
+    assert!(!published(&f.dest, gone.name(), gone.vers()));
+    assert!(!published(&f.dest, bad.name(), bad.vers()));
+
+    // The corrupt file is put back by hand: the next verify finds it intact again, records it
+    // verified and offers it again at once.
+    std::fs::write(&bad_path, &good_bytes).unwrap();
+    let (out, report) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(count(&report, "ok"), n - 1, "{report}");
+    assert!(published(&f.dest, bad.name(), bad.vers()));
+    assert!(!published(&f.dest, gone.name(), gone.vers()));
+
+    // Nothing changed upstream, yet the next plain sync downloads the missing version.
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "full", "{report}");
+    assert_eq!(count(&report, "downloaded"), 1, "{report}");
+    assert!(published(&f.dest, gone.name(), gone.vers()));
+    // Mended: back to incremental syncs that download nothing.
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "incremental", "{report}");
+    assert_eq!(count(&report, "downloaded"), 0, "{report}");
+    let (out, report) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&report, "ok"), n);
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+}
+
 fn walk_names(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
@@ -585,8 +656,9 @@ fn a_second_process_on_the_same_mirror_is_refused_with_exit_2() {
 fn a_sync_killed_at_random_moments_always_converges() {
     let f = Fixture::new();
     let n = f.registry.versions.len() as u64;
-    // Slow enough that every kill lands mid-run: a few hundred versions at 60 per second.
-    let slow = ["--rate", "60", "--jobs", "4"];
+    // Slow enough that every kill lands mid-run: a few hundred versions at 25 per second take
+    // longer than all the rounds' waits together (at most 12 s).
+    let slow = ["--rate", "25", "--jobs", "4"];
     let mut rng = fastrand::Rng::with_seed(0x5eed_4b11);
     let mut kills = 0;
     for round in 0..12 {
@@ -596,7 +668,7 @@ fn a_sync_killed_at_random_moments_always_converges() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.u64(150..1500)));
+        std::thread::sleep(Duration::from_millis(rng.u64(100..1000)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
