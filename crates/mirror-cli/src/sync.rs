@@ -254,10 +254,17 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         },
         dest.display()
     ));
-    line(format!(
-        "  index:        {} versions in {} files read ({} compare), {} selected",
-        report.index_versions, report.index_files_read, report.mode, report.selected
-    ));
+    line(if report.mode == "incremental" {
+        format!(
+            "  index:        {} files changed since the last sync, {} versions in them, {} selected (incremental compare)",
+            report.index_files_read, report.index_versions, report.selected
+        )
+    } else {
+        format!(
+            "  index:        {} versions in {} files read ({} compare), {} selected",
+            report.index_versions, report.index_files_read, report.mode, report.selected
+        )
+    });
     if report.added + report.yanked + report.unyanked > 0 {
         line(format!(
             "  upstream:     {} versions added, {} yanked, {} unyanked since the last sync",
@@ -277,9 +284,21 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         }
     ));
     if report.dry_run {
+        let unknown = report.would_download_unknown_size;
         line(format!(
-            "  would fetch:  {} versions (sizes are not in the index; they are known once downloaded)",
-            report.would_download
+            "  would fetch:  {} versions, {}{}",
+            report.would_download,
+            HumanBytes(report.would_download_bytes),
+            match unknown {
+                0 => String::new(),
+                n if n == report.would_download => {
+                    " known: the index gives no sizes, and none of them was downloaded before"
+                        .to_owned()
+                }
+                n => format!(
+                    " for those of known size, and {n} never downloaded (the index gives no sizes)"
+                ),
+            }
         ));
     } else {
         let secs = (report.duration_ms as f64 / 1000.0).max(0.001);

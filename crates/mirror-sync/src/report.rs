@@ -98,8 +98,15 @@ pub struct SyncReport {
     pub temp_cleaned: u64,
     /// Whether this was a dry run (nothing downloaded or recorded).
     pub dry_run: bool,
-    /// For a dry run: versions that would be downloaded.
+    /// For a dry run: versions that would be downloaded (or, for files already in place, hashed
+    /// and downloaded only if they do not match).
     pub would_download: u64,
+    /// For a dry run: the bytes of those versions whose size is known (a version the mirror
+    /// held before, found missing or corrupt; a file in place). The index gives no sizes, so
+    /// versions never downloaded are counted in `would_download_unknown_size` instead.
+    pub would_download_bytes: u64,
+    /// For a dry run: versions to download whose size cannot be known without downloading.
+    pub would_download_unknown_size: u64,
     /// Whether the run was interrupted (Ctrl-C); running again resumes.
     pub interrupted: bool,
     /// The index commit read, for a git source.

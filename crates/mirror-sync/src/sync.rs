@@ -147,6 +147,25 @@ pub fn sync(
         // Files in place are hashed before anything is downloaded; count them as would-download
         // since their content is unknown until hashed.
         report.would_download += plan.adopt.len() as u64;
+        for work in plan
+            .downloads
+            .iter()
+            .chain(plan.changed.iter().map(|(w, _)| w))
+        {
+            // A record with the same checksum keeps the size of the bytes once verified.
+            match state.get(&work.name, &work.vers) {
+                Ok(Some(record)) if record.cksum == work.cksum && record.size > 0 => {
+                    report.would_download_bytes += record.size;
+                }
+                _ => report.would_download_unknown_size += 1,
+            }
+        }
+        for work in &plan.adopt {
+            match std::fs::metadata(store.crate_path(&work.name, &work.vers)) {
+                Ok(meta) => report.would_download_bytes += meta.len(),
+                Err(_) => report.would_download_unknown_size += 1,
+            }
+        }
         report.removed_upstream = plan
             .removed
             .iter()

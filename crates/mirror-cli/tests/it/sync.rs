@@ -294,6 +294,9 @@ fn the_index_is_remembered_and_a_dry_run_writes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(dry["dry_run"], Value::Bool(true));
     assert_eq!(count(&dry, "would_download"), n);
+    // The index gives no sizes, and nothing was downloaded before.
+    assert_eq!(count(&dry, "would_download_unknown_size"), n);
+    assert_eq!(count(&dry, "would_download_bytes"), 0);
     assert_eq!(count(&dry, "downloaded"), 0);
     assert!(f.files_under_crates().is_empty());
     assert!(
@@ -321,6 +324,28 @@ fn the_index_is_remembered_and_a_dry_run_writes_nothing() {
     let all = summary(&out);
     assert_eq!(count(&all, "index_versions"), n);
     assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+
+    // A version the mirror held before has a known size: a dry run after verify found it
+    // missing counts its bytes.
+    let gone = &f.registry.versions[3];
+    std::fs::remove_file(f.store().crate_path(gone.name(), gone.vers())).unwrap();
+    let (out, _) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let (out, dry) = f.sync(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&dry, "would_download"), 1, "{dry}");
+    assert_eq!(count(&dry, "would_download_bytes"), gone.size, "{dry}");
+    assert_eq!(count(&dry, "would_download_unknown_size"), 0, "{dry}");
+    // The human summary (on stderr beside --json) gives the same.
+    let human = stderr(&out);
+    let line = human
+        .lines()
+        .find(|l| l.contains("would fetch:"))
+        .unwrap_or_else(|| panic!("no would-fetch line in {human}"));
+    assert!(
+        line.contains("1 versions, ") && !line.contains("never"),
+        "{line}"
+    );
 }
 
 #[test]
