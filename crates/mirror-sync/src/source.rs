@@ -1,8 +1,9 @@
 //! `Source`: the index named by `--index`, opened and ready to read, wherever it lives.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use mirror_index::{
     CrateName, DirIndex, DlTemplate, GitId, GitIndex, GitTip, IndexConfig, IndexFile, ReadOptions,
@@ -14,6 +15,9 @@ use crate::Error;
 /// Sparse index files fetched at once. Small: a sparse source is only ever read for a named set
 /// of crates.
 const SPARSE_CONCURRENCY: usize = 8;
+
+/// The folder beside the git clone where a sparse source caches what it fetched.
+const SPARSE_CACHE: &str = "sparse-cache";
 
 /// An index source, opened: a local directory, a git repository cloned into a local bare
 /// repository, or a sparse HTTP index.
@@ -50,6 +54,9 @@ enum Kind {
     Sparse {
         index: SparseIndex,
         runtime: tokio::runtime::Runtime,
+        /// Every crate fetched so far (`None`: not in the index). A sync reads its crates to
+        /// plan and again to publish; the second read must not cost another request each.
+        fetched: Mutex<HashMap<CrateName, Option<IndexFile>>>,
     },
 }
 
@@ -57,6 +64,10 @@ impl Source {
     /// Opens `src` (see [`SourceSpec::parse`]). A git index is cloned into, or fetched into,
     /// the bare repository `git_dir`; `interrupt` stops a long clone or fetch early (with an
     /// error). `user_agent` is sent with sparse index requests.
+    ///
+    /// A sparse index keeps the files it fetched, with their `ETag` and `Last-Modified`, in
+    /// `sparse-cache` beside `git_dir` (`.mirror/sparse-cache` in a mirror), so reading an
+    /// unchanged crate again costs one conditional request answered `304 Not Modified`.
     pub fn open(
         src: &str,
         git_dir: &Path,
@@ -81,8 +92,14 @@ impl Source {
                     .enable_all()
                     .build()
                     .map_err(|e| Error::Runtime { source: e })?;
-                let index = SparseIndex::new(&url, SparseOptions::new(user_agent))?;
-                Kind::Sparse { index, runtime }
+                let mut options = SparseOptions::new(user_agent);
+                options.cache_dir = git_dir.parent().map(|dir| dir.join(SPARSE_CACHE));
+                let index = SparseIndex::new(&url, options)?;
+                Kind::Sparse {
+                    index,
+                    runtime,
+                    fetched: Mutex::default(),
+                }
             }
             other => {
                 return Err(Error::Config(format!("unsupported index source {other:?}")));
@@ -159,7 +176,7 @@ impl Source {
         Ok(match &self.kind {
             Kind::Dir(dir) => dir.config()?,
             Kind::Git { index, tip, .. } => index.config(&tip.tree)?,
-            Kind::Sparse { index, runtime } => Some(runtime.block_on(index.config())?),
+            Kind::Sparse { index, runtime, .. } => Some(runtime.block_on(index.config())?),
         })
     }
 
@@ -197,9 +214,11 @@ impl Source {
                         .to_owned(),
                 ));
             }
-            Kind::Sparse { index, runtime } => {
-                runtime.block_on(read_sparse(index, crates, sink))?
-            }
+            Kind::Sparse {
+                index,
+                runtime,
+                fetched,
+            } => runtime.block_on(read_sparse(index, fetched, crates, sink))?,
         })
     }
 
@@ -240,25 +259,49 @@ impl Source {
     }
 }
 
-/// Fetches the named crates a few at a time and hands them to `sink` in the order given.
+/// Fetches the named crates a few at a time (those not fetched before by this source) and hands
+/// them to `sink` in the order given.
 async fn read_sparse(
     index: &SparseIndex,
+    fetched: &Mutex<HashMap<CrateName, Option<IndexFile>>>,
     crates: &[CrateName],
     sink: &mut dyn FnMut(IndexFile),
 ) -> Result<ReadStats, Error> {
     let limit = Arc::new(tokio::sync::Semaphore::new(SPARSE_CONCURRENCY));
     let mut tasks = Vec::with_capacity(crates.len());
     for name in crates {
+        let known = fetched
+            .lock()
+            .expect("no panics while the lock is held")
+            .get(name)
+            .cloned();
+        if let Some(known) = known {
+            tasks.push(Err(known));
+            continue;
+        }
         let (index, name, limit) = (index.clone(), name.clone(), limit.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.push(Ok(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await;
             index.fetch(&name).await
-        }));
+        })));
     }
     let mut stats = ReadStats::default();
     for (name, task) in crates.iter().zip(tasks) {
-        let fetched = task.await.map_err(|e| Error::Task(e.to_string()))??;
-        match fetched.into_file() {
+        let file = match task {
+            Err(known) => known,
+            Ok(task) => {
+                let file = task
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??
+                    .into_file();
+                fetched
+                    .lock()
+                    .expect("no panics while the lock is held")
+                    .insert(name.clone(), file.clone());
+                file
+            }
+        };
+        match file {
             Some(file) => {
                 stats.files += 1;
                 stats.entries += file.entries.len();

@@ -559,6 +559,67 @@ fn verify_finds_missing_corrupt_and_unexpected_files_and_repair_mends_them() {
     assert_eq!(f.assert_files_are_verified_copies() as u64, n);
 }
 
+/// The sparse protocol as an update path for named crates: a second sync of unchanged crates
+/// costs one conditional request each, answered 304, and downloads nothing.
+#[test]
+fn named_crates_over_the_sparse_index_cost_one_304_each_when_unchanged() {
+    let f = Fixture::new();
+    let names: Vec<&str> = {
+        let mut names: Vec<&str> = f
+            .registry
+            .versions
+            .iter()
+            .map(|v| v.name().as_str())
+            .collect();
+        names.dedup();
+        names.into_iter().take(3).collect()
+    };
+    let wanted = f
+        .registry
+        .versions
+        .iter()
+        .filter(|v| names.contains(&v.name().as_str()))
+        .count() as u64;
+    let dest = f.dest.to_str().unwrap();
+    let index = format!("sparse+{}", f.server.index_url());
+    let mut args = vec![
+        "sync", "--dest", dest, "--index", &index, "--json", "--rate", "1000",
+    ];
+    for name in &names {
+        args.extend(["--crate", name]);
+    }
+    let out = f.command(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = summary(&out);
+    assert_eq!(report["mode"], "selected");
+    assert_eq!(count(&report, "downloaded"), wanted, "{report}");
+
+    f.server.clear_requests();
+    let out = f.command(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = summary(&out);
+    assert_eq!(count(&report, "downloaded"), 0, "{report}");
+    assert_eq!(count(&report, "already_present"), wanted, "{report}");
+    let index_files: Vec<_> = f
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/index/") && !r.path.ends_with("/config.json"))
+        .collect();
+    assert_eq!(index_files.len(), names.len(), "{index_files:?}");
+    assert!(
+        index_files.iter().all(|r| r.status == 304),
+        "{index_files:?}"
+    );
+    assert!(
+        f.server
+            .requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/crates/") && !r.path.starts_with("/api/")),
+        "nothing downloaded"
+    );
+}
+
 /// Whether the published index (`index/`) offers `name` `vers`.
 fn published(dest: &Path, name: &mirror_index::CrateName, vers: &mirror_index::Version) -> bool {
     let path = dest.join("index").join(mirror_index::index_path(name));
