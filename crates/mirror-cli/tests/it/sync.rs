@@ -790,12 +790,14 @@ fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     let f = Fixture::new();
     let n = f.registry.versions.len() as u64;
     let child = f
-        .sync_command(&["--rate", "40", "--jobs", "2"])
+        .sync_command(&["--rate", "30", "--jobs", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Long enough for a progress line (every 5 s off a terminal), well short of the 10 s the
+    // whole fixture takes at 30 versions/s.
+    std::thread::sleep(Duration::from_millis(5600));
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(kill.success());
@@ -812,6 +814,17 @@ fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
         stderr(&out).contains("run the same command again"),
         "{}",
         stderr(&out)
+    );
+    // Off a terminal, progress is a log line every few seconds: stage, versions done of the
+    // total, bytes, rate and time left.
+    let log = stderr(&out);
+    let progress = log
+        .lines()
+        .find(|l| l.starts_with("downloading: "))
+        .unwrap_or_else(|| panic!("no progress line in:\n{log}"));
+    assert!(
+        progress.contains(&format!("/{n} versions, ")) && progress.contains("/s)"),
+        "{progress}"
     );
     // Everything it did is recorded and intact. A download dropped between its rename and its
     // record leaves a good file without a record (at most one per job), adopted next time.
