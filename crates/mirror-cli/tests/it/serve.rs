@@ -97,6 +97,11 @@ impl Mirror {
     /// `mirror-cli sync` of the whole fixture (its git index over `file://`); returns the exit
     /// code.
     fn sync(&self) -> Option<i32> {
+        self.sync_with(&[])
+    }
+
+    /// Like [`Mirror::sync`], with more arguments.
+    fn sync_with(&self, extra: &[&str]) -> Option<i32> {
         let index = format!("file://{}", self.registry.git.display());
         let out = self
             .command(&[
@@ -114,6 +119,7 @@ impl Mirror {
                 "--contact",
                 "tests@example.org",
             ])
+            .args(extra)
             .output()
             .unwrap();
         out.status.code()
@@ -126,11 +132,6 @@ impl Mirror {
         let out = self.command(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap()
-    }
-
-    fn synced_and_published(&self, extra: &[&str]) {
-        assert_eq!(self.sync(), Some(0), "the sync failed");
-        self.publish(extra);
     }
 }
 
@@ -529,7 +530,8 @@ fn assert_cargo_fetches_through(mirror: &Mirror, index_url: &str, dir: &Path) {
 #[test]
 fn cargo_fetches_a_whole_graph_through_mirror_cli_serve() {
     let mirror = Mirror::new();
-    mirror.synced_and_published(&[]);
+    // What the sync published by itself is what cargo gets: no `publish` in between.
+    assert_eq!(mirror.sync(), Some(0), "the sync failed");
     let serve = Serve::start(&mirror);
     let index_url = format!("http://{}/index/", serve.addr);
     assert_cargo_fetches_through(&mirror, &index_url, &mirror.tmp.path().join("cargo"));
@@ -553,11 +555,22 @@ fn cargo_fetches_a_whole_graph_through_mirror_cli_serve() {
 #[test]
 fn cargo_fetches_a_whole_graph_from_the_published_tree_on_static_nginx() {
     let mirror = Mirror::new();
-    assert_eq!(mirror.sync(), Some(0), "the sync failed");
+    // The static server comes first, so the sync can be told its URL and publish for it.
+    std::fs::create_dir_all(&mirror.dest).unwrap();
     let nginx = Nginx::start(&mirror.dest, mirror.tmp.path());
     let base = format!("http://127.0.0.1:{}", nginx.port);
-    let report = mirror.publish(&["--base-url", &base]);
-    assert_eq!(report["base_url"], base.as_str());
+    assert_eq!(
+        mirror.sync_with(&["--base-url", &base]),
+        Some(0),
+        "the sync failed"
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(mirror.dest.join("index/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["dl"],
+        format!("{base}/crates/{{lowerprefix}}/{{crate}}/{{crate}}-{{version}}.crate")
+    );
 
     assert_cargo_fetches_through(
         &mirror,
@@ -701,4 +714,132 @@ fn serve_needs_a_mirror_directory_and_a_usable_base_url() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A plain HTTP/1.1 GET on loopback: the status and the body.
+fn http_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response head");
+    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "this little client reads only whole bodies: {head}"
+    );
+    (status, response[end + 4..].to_vec())
+}
+
+/// Serving while a sync runs: whenever a client reads an index file, every line in it has its
+/// crate file in place, with the bytes its checksum names. Checked over and over while the
+/// sync downloads, publishes and finishes.
+#[test]
+fn a_client_never_sees_a_line_whose_file_is_not_in_place_while_a_sync_runs() {
+    use sha2::{Digest as _, Sha256};
+    let mirror = Mirror::new();
+    std::fs::create_dir_all(&mirror.dest).unwrap();
+    let serve = Serve::start(&mirror);
+    // A first sync of a few crates, so that something is published from the start.
+    let first: Vec<String> = mirror
+        .registry
+        .versions
+        .iter()
+        .map(|v| v.name().to_string())
+        .take(5)
+        .collect();
+    let mut args: Vec<&str> = Vec::new();
+    for name in &first {
+        args.extend(["--crate", name]);
+    }
+    assert_eq!(mirror.sync_with(&args), Some(0));
+
+    let index = format!("file://{}", mirror.registry.git.display());
+    let mut sync = mirror
+        .command(&[
+            "sync",
+            "--dest",
+            mirror.dest(),
+            "--index",
+            &index,
+            "--rate",
+            "100",
+            "--contact",
+            "tests@example.org",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut paths: Vec<String> = mirror
+        .registry
+        .versions
+        .iter()
+        .map(|v| mirror_index::index_path(v.name()))
+        .collect();
+    paths.dedup();
+    let (mut lines_checked, mut rounds) = (0, 0);
+    let mut finished = false;
+    while !finished {
+        // One more whole round after the sync ended, over the final state.
+        finished = sync.try_wait().unwrap().is_some();
+        rounds += 1;
+        for path in &paths {
+            let (status, body) = http_get(&serve.addr, &format!("/index/{path}"));
+            if status == 404 {
+                continue;
+            }
+            assert_eq!(status, 200, "/index/{path}");
+            let file = mirror_index::IndexFile::parse(path, &body);
+            assert!(
+                file.problems.is_empty(),
+                "/index/{path}: {:?}",
+                file.problems
+            );
+            for entry in &file.entries {
+                let url = format!(
+                    "/crates/{}/{}/{}-{}.crate",
+                    mirror_index::index_prefix(entry.name()).to_lowercase(),
+                    entry.name(),
+                    entry.name(),
+                    entry.vers()
+                );
+                let (status, bytes) = http_get(&serve.addr, &url);
+                assert_eq!(status, 200, "{url} is listed but not served");
+                assert_eq!(
+                    format!("{:x}", Sha256::digest(&bytes)),
+                    entry.cksum().to_string(),
+                    "{url} is listed with other bytes"
+                );
+                lines_checked += 1;
+            }
+        }
+    }
+    assert!(sync.wait().unwrap().success());
+    assert!(rounds >= 2, "the sync ended before a client could look");
+    // The last round saw everything published.
+    assert!(
+        lines_checked >= mirror.registry.versions.len(),
+        "{lines_checked} lines checked"
+    );
+    let (status, _) = serve.stop();
+    assert_eq!(status.code(), Some(0));
 }
