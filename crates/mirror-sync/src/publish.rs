@@ -11,7 +11,9 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use mirror_index::{CrateName, DlTemplate, IndexFile, ReadOptions, Version, index_path};
+use mirror_index::{
+    CrateName, DlTemplate, IndexEntry, IndexFile, ReadOptions, Version, index_path,
+};
 use mirror_state::{State, StateOptions, Status};
 use mirror_store::Store;
 use rayon::prelude::*;
@@ -64,7 +66,8 @@ pub struct PublishReport {
     pub written: u64,
     /// Index files already up to date (not touched, so their `ETag` and mtime stay).
     pub unchanged: u64,
-    /// Published index files deleted: no verified line left, or the crate is gone upstream.
+    /// Published index files deleted: no verified line left (upstream, or removed upstream and
+    /// kept).
     pub removed: u64,
     /// Whether `config.json` was written (it changed, or did not exist).
     pub config_written: bool,
@@ -91,8 +94,11 @@ struct FileOutcome {
 ///
 /// - A file is written (temp file, fsync, rename) only when its content changed, so unchanged
 ///   files keep their `ETag` and mtime and a publish that changes nothing writes nothing.
-/// - A file left with no verified line, or whose crate is gone upstream, is deleted. With
-///   `paths` `None`, every published index file the source no longer has is deleted too.
+/// - Versions removed upstream that the mirror keeps (tombstoned, still verified: not pruned)
+///   stay listed, after the upstream lines, with the bytes they were published with; a crate
+///   deleted upstream keeps its file for them. `sync --prune` [`retract`]s them.
+/// - A file left with no line is deleted. With `paths` `None`, every published index file the
+///   source no longer has is unpublished the same way.
 /// - `config.json` is `{"dl": "{base}/crates/{lowerprefix}/{crate}/{crate}-{version}.crate"}`:
 ///   no `api` (the mirror has no web API, and upstream's would receive the user's token) and no
 ///   `auth-required`. See [`PublishOptions::base_url`].
@@ -142,7 +148,6 @@ pub fn publish(
         .thread_name(|i| format!("publish-{i}"))
         .build()
         .map_err(|e| Error::Task(e.to_string()))?;
-    let index_root = store.index_root();
     let full = paths.is_none();
 
     // Every path the source has, published or not, for the sweep after a full publish.
@@ -211,12 +216,12 @@ pub fn publish(
 
     // Index files the source does not have (any more): the crate is gone upstream.
     for path in &stats.not_found {
-        if crate_of_index_path(path).is_some() && remove_published(&index_root, path)? {
+        if crate_of_index_path(path).is_some() && unpublish_deleted(store, state, path)? {
             report.removed += 1;
         }
     }
     if full {
-        report.removed += sweep(&index_root, &seen)?;
+        report.removed += sweep(store, state, &seen)?;
     }
 
     let config = config_json(&base_url);
@@ -410,25 +415,25 @@ fn publish_file(store: &Store, state: &State, file: &IndexFile) -> Result<FileOu
     let mut outcome = FileOutcome::default();
     let mut lines = Vec::new();
     for entry in &file.entries {
-        let record = match state.get(entry.name(), entry.vers()) {
-            Ok(record) => record,
-            Err(mirror_state::Error::CorruptRecord { key, reason }) => {
-                // An unreadable record proves nothing: leave the line out.
-                tracing::warn!(%key, %reason, "ignoring an unreadable state record");
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let verified = record.is_some_and(|r| {
-            matches!(r.status, Status::Verified { .. }) && r.cksum == *entry.cksum()
-        });
-        if verified {
+        if is_verified(state, entry)? {
             lines.extend_from_slice(entry.raw());
             lines.push(b'\n');
             outcome.versions += 1;
         } else {
             outcome.left_out += 1;
         }
+    }
+    // Versions removed upstream but kept (tombstoned, not pruned) stay listed after the
+    // upstream lines, in the order they were published before.
+    let tombstoned = match file.entries.first() {
+        Some(entry) => state.has_tombstones(entry.name())?,
+        None => true,
+    };
+    if tombstoned {
+        let upstream: HashSet<&str> = file.entries.iter().map(|e| e.vers().as_str()).collect();
+        let (kept, count) = kept_removed_lines(store, state, &file.path, &upstream)?;
+        lines.extend_from_slice(&kept);
+        outcome.versions += count;
     }
     if lines.is_empty() {
         outcome.removed = remove_published(&store.index_root(), &file.path)?;
@@ -438,6 +443,63 @@ fn publish_file(store: &Store, state: &State, file: &IndexFile) -> Result<FileOu
     let rel = Path::new("index").join(&file.path);
     outcome.written = write_if_changed(store, &rel, &lines)?;
     Ok(outcome)
+}
+
+/// Whether `entry` is recorded verified with the checksum its line gives.
+fn is_verified(state: &State, entry: &IndexEntry) -> Result<bool, Error> {
+    let record = match state.get(entry.name(), entry.vers()) {
+        Ok(record) => record,
+        Err(mirror_state::Error::CorruptRecord { key, reason }) => {
+            // An unreadable record proves nothing: leave the line out.
+            tracing::warn!(%key, %reason, "ignoring an unreadable state record");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(record
+        .is_some_and(|r| matches!(r.status, Status::Verified { .. }) && r.cksum == *entry.cksum()))
+}
+
+/// The lines of the published `index/{path}` to keep although upstream does not list them (any
+/// more): versions removed upstream, tombstoned, that the mirror still holds verified with the
+/// same checksum. A mirror keeps what upstream deleted until `sync --prune` says otherwise.
+/// `upstream` names the versions upstream lists, which are published from upstream's lines.
+/// Returns the lines and how many there are.
+fn kept_removed_lines(
+    store: &Store,
+    state: &State,
+    path: &str,
+    upstream: &HashSet<&str>,
+) -> Result<(Vec<u8>, u64), Error> {
+    let Some(published) = read_published(&store.index_root(), path)? else {
+        return Ok((Vec::new(), 0));
+    };
+    let file = IndexFile::parse(path, &published);
+    let (mut kept, mut count) = (Vec::new(), 0);
+    for entry in &file.entries {
+        if upstream.contains(entry.vers().as_str()) {
+            continue;
+        }
+        if state.tombstone_for(entry.name(), entry.vers())?.is_some() && is_verified(state, entry)?
+        {
+            kept.extend_from_slice(entry.raw());
+            kept.push(b'\n');
+            count += 1;
+        }
+    }
+    Ok((kept, count))
+}
+
+/// For an index file upstream no longer has (the crate was deleted): keeps only the lines
+/// [`kept_removed_lines`] keeps, or deletes the file when there are none. Returns whether it
+/// deleted the file.
+fn unpublish_deleted(store: &Store, state: &State, path: &str) -> Result<bool, Error> {
+    let (kept, _) = kept_removed_lines(store, state, path, &HashSet::new())?;
+    if kept.is_empty() {
+        return remove_published(&store.index_root(), path);
+    }
+    write_if_changed(store, &Path::new("index").join(path), &kept)?;
+    Ok(false)
 }
 
 /// Writes `bytes` to `rel` atomically unless the file there already holds exactly them. Returns
@@ -523,9 +585,11 @@ fn parents_are_real_dirs(index_root: &Path, path: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Deletes every published index file whose path is not in `keep`; leaves `config.json` and
-/// anything that is not where an index file belongs. Symlinked directories are not entered.
-fn sweep(index_root: &Path, keep: &HashSet<String>) -> Result<u64, Error> {
+/// Unpublishes every published index file whose path is not in `keep` (see
+/// [`unpublish_deleted`]); leaves `config.json` and anything that is not where an index file
+/// belongs. Symlinked directories are not entered. Returns how many files it deleted.
+fn sweep(store: &Store, state: &State, keep: &HashSet<String>) -> Result<u64, Error> {
+    let index_root = &store.index_root();
     let mut removed = 0;
     match fs::symlink_metadata(index_root) {
         Ok(meta) if meta.is_dir() => {}
@@ -553,7 +617,7 @@ fn sweep(index_root: &Path, keep: &HashSet<String>) -> Result<u64, Error> {
                 stack.push((entry.path(), child));
             } else if crate_of_index_path(&child).is_some()
                 && !keep.contains(&child)
-                && remove_published(index_root, &child)?
+                && unpublish_deleted(store, state, &child)?
             {
                 removed += 1;
             }

@@ -196,6 +196,37 @@ fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
     }
 }
 
+/// Every file under `root`, recursively.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// The lines the mirror's published index offers for `name`, parsed.
+fn published(dest: &Path, name: &str) -> Vec<Value> {
+    let path = dest
+        .join("index")
+        .join(index_path(&CrateName::new(name).unwrap()));
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn each_step_of_a_history_reports_exactly_its_changes() {
     let mut reg = Registry::new();
@@ -245,6 +276,29 @@ fn each_step_of_a_history_reports_exactly_its_changes() {
         std::fs::read(reg.file("bb", "0.1.0")).unwrap(),
         b"bb 0.1.0, uploaded again with other bytes"
     );
+    let quarantined: Vec<Vec<u8>> = walk(&reg.dest().join(".mirror/quarantine"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "crate"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(quarantined, [b"bb 0.1.0, first upload".to_vec()]);
+    // The published index follows: the yank, the new checksum, the new versions; and the
+    // deleted crate, kept on disk, is still offered (until --prune).
+    let line = |name: &str, vers: &str| -> Option<Value> {
+        published(&reg.dest(), name)
+            .into_iter()
+            .find(|l| l["vers"] == vers)
+    };
+    assert_eq!(line("dddd", "0.1.0").unwrap()["yanked"], true);
+    assert_eq!(
+        line("bb", "0.1.0").unwrap()["cksum"],
+        format!(
+            "{:x}",
+            Sha256::digest(b"bb 0.1.0, uploaded again with other bytes")
+        )
+    );
+    assert!(line("a", "1.2.0").is_some() && line("hhhh", "0.1.0").is_some());
+    assert_eq!(published(&reg.dest(), "gone-one").len(), 2);
 
     // Step 3: a squash to a new root commit with the same tree: nothing to read or download.
     reg.commit("squash", true);
@@ -261,6 +315,9 @@ fn each_step_of_a_history_reports_exactly_its_changes() {
     assert_eq!(changes(&s4), expect([0, 0, 0, 0, 0, 1, 0, 3]));
     assert!(files_of(&reg.dest(), "gone-one").is_empty());
     assert!(files_of(&reg.dest(), "gone-two").is_empty());
+    // ... and the published index stops offering them.
+    assert!(published(&reg.dest(), "gone-one").is_empty());
+    assert!(published(&reg.dest(), "gone-two").is_empty());
     let quarantine = reg.dest().join(".mirror/quarantine");
     assert!(quarantine.is_dir());
 
