@@ -371,6 +371,15 @@ fn a_full_compare_runs_by_itself_every_n_syncs() {
         ["full", "incremental", "full", "incremental", "full"],
         "the first sync is full, then every second one"
     );
+    // By age: the last full compare was seconds ago, so one day is not due and zero days is.
+    let mode = |args: &[&str]| {
+        let (out, s) = reg.sync(args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        s["mode"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(mode(&["--full-every-days", "1"]), "incremental");
+    assert_eq!(mode(&["--full-every-days", "0"]), "full");
+    assert_eq!(mode(&["--full-every-days", "1"]), "incremental");
 }
 
 #[test]
