@@ -507,5 +507,14 @@ fn status_summary(report: &StatusReport) -> String {
         None => "never".to_owned(),
     };
     line(format!("  syncs:      {} (last {last})", report.sync_count));
+    if let Some(why) = &report.full_compare_needed {
+        line(format!("  next sync:  compares the whole index ({why})"));
+    }
+    if report.publish_pending {
+        line(
+            "  published:  may lag (a run stopped before publishing); the next sync rewrites index/"
+                .to_owned(),
+        );
+    }
     out
 }

@@ -40,6 +40,12 @@ pub struct StatusReport {
     pub last_sync_unix: Option<u64>,
     /// The last sync's summary, as `sync --json` printed it.
     pub last_sync: Option<serde_json::Value>,
+    /// Why the next sync will compare the whole index although it could diff (such as damage
+    /// found by `verify`), if it will.
+    pub full_compare_needed: Option<String>,
+    /// Whether the published index may lag the state (a run stopped before it published); the
+    /// next sync publishes every file.
+    pub publish_pending: bool,
 }
 
 /// Reads what the mirror at `dest` holds. Takes the state's lock for a moment, so it fails with
@@ -72,6 +78,8 @@ pub fn status(dest: &Path, holder: Option<&str>) -> Result<StatusReport, Error> 
         last_sync: state
             .get_meta(meta::LAST_SYNC_REPORT)?
             .and_then(|s| serde_json::from_str(&s).ok()),
+        full_compare_needed: state.get_meta(meta::FULL_COMPARE_NEEDED)?,
+        publish_pending: state.get_meta(meta::PUBLISH_PENDING)?.is_some(),
         ..StatusReport::default()
     };
     for item in state.iter() {

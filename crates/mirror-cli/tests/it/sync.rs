@@ -664,6 +664,13 @@ fn damage_found_by_verify_is_mended_by_the_next_plain_sync() {
     // Neither is offered to cargo any more.
     assert!(!published(&f.dest, gone.name(), gone.vers()));
     assert!(!published(&f.dest, bad.name(), bad.vers()));
+    // status says what the next sync will do about it.
+    let (_, status) = f.status();
+    assert_eq!(
+        status["full_compare_needed"], "verify found 2 versions missing or corrupt",
+        "{status}"
+    );
+    assert_eq!(status["publish_pending"], false, "{status}");
 
     // The corrupt file is put back by hand: the next verify finds it intact again, records it
     // verified and offers it again at once.
@@ -680,6 +687,8 @@ fn damage_found_by_verify_is_mended_by_the_next_plain_sync() {
     assert_eq!(report["mode"], "full", "{report}");
     assert_eq!(count(&report, "downloaded"), 1, "{report}");
     assert!(published(&f.dest, gone.name(), gone.vers()));
+    let (_, status) = f.status();
+    assert_eq!(status["full_compare_needed"], Value::Null, "{status}");
     // Mended: back to incremental syncs that download nothing.
     let (out, report) = f.sync(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
