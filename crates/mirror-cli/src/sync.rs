@@ -323,8 +323,13 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
     }
     if report.removed_upstream > 0 {
         line(format!(
-            "  removed:      {} versions no longer in the index ({}):",
+            "  removed:      {} versions no longer in the index{} ({}):",
             report.removed_upstream,
+            match report.removed_crates_upstream {
+                0 => String::new(),
+                1 => ", 1 whole crate".to_owned(),
+                n => format!(", {n} whole crates"),
+            },
             if report.pruned > 0 {
                 "moved to .mirror/quarantine"
             } else {

@@ -63,6 +63,9 @@ pub struct SyncReport {
     pub removed_upstream: u64,
     /// The first of them.
     pub removed: Vec<VersionRef>,
+    /// Whole crates among those removals: crates with a version newly removed in this run and
+    /// none of their mirrored versions still listed upstream (deleted crates, takedowns).
+    pub removed_crates_upstream: u64,
     /// Versions whose files were moved to quarantine by `prune` (this run's removals and
     /// earlier ones).
     pub pruned: u64,

@@ -476,17 +476,34 @@ fn record_removals(
     report: &mut SyncReport,
 ) -> Result<(), Error> {
     let now = now_unix();
+    let mut crates: BTreeSet<&CrateName> = BTreeSet::new();
     for (name, vers) in removed {
         if state.tombstone_for(name, vers)?.is_none() {
             tracing::info!(%name, %vers, "removed upstream");
             state.tombstone(name, Some(vers), now)?;
             report.removed_upstream += 1;
+            crates.insert(name);
             if report.removed.len() < REMOVED_SAMPLES {
                 report.removed.push(crate::VersionRef {
                     name: name.to_string(),
                     vers: vers.to_string(),
                 });
             }
+        }
+    }
+    // A whole crate is gone when every version the mirror holds of it is removed upstream.
+    for name in crates {
+        let mut whole = true;
+        for item in state.iter_crate(name) {
+            let (name, vers, _) = item?;
+            if state.tombstone_for(&name, &vers)?.is_none() {
+                whole = false;
+                break;
+            }
+        }
+        if whole {
+            tracing::info!(%name, "crate removed upstream");
+            report.removed_crates_upstream += 1;
         }
     }
     for (name, vers) in restored {

@@ -267,7 +267,11 @@ fn each_step_of_a_history_reports_exactly_its_changes() {
         s2["checksum_changes"]
     );
     let text = stderr(&out);
-    assert!(text.contains("removed:      2 versions"), "{text}");
+    assert!(
+        text.contains("removed:      2 versions no longer in the index, 1 whole crate"),
+        "{text}"
+    );
+    assert_eq!(s2["removed_crates_upstream"], 1, "{s2}");
     assert!(text.contains("re-published: 1 versions"), "{text}");
     // Removed upstream: kept on disk by default.
     assert_eq!(files_of(&reg.dest(), "gone-one").len(), 2);
@@ -313,6 +317,7 @@ fn each_step_of_a_history_reports_exactly_its_changes() {
     let (out, s4) = reg.sync(&["--prune"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(changes(&s4), expect([0, 0, 0, 0, 0, 1, 0, 3]));
+    assert_eq!(s4["removed_crates_upstream"], 1, "{s4}");
     assert!(files_of(&reg.dest(), "gone-one").is_empty());
     assert!(files_of(&reg.dest(), "gone-two").is_empty());
     // ... and the published index stops offering them.
