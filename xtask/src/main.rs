@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask ci`, `fixtures`, `bench`.
+//! Project automation: `cargo xtask ci`, `fixtures`, `bench`, `fuzz`, `soak`.
 
 #![allow(
     clippy::print_stdout,
@@ -12,6 +12,7 @@ mod bench_verify;
 mod ci;
 mod fixtures;
 mod fuzz;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,9 @@ enum Command {
     Bench(bench::Args),
     /// Run the cargo-fuzz targets in fuzz/ for a time budget each (not part of CI).
     Fuzz(fuzz::Args),
+    /// Long reliability runs: SIGKILLs, faults, an outage, hostile input, a full disk; rewrites
+    /// docs/reliability.md (not part of CI).
+    Soak(soak::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures(args) => fixtures::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Soak(args) => soak::run(args),
     }
 }
 

@@ -252,6 +252,9 @@ pub fn sync(
     }
     report.checksum_changed = report.checksum_changes.len() as u64;
 
+    // Set when the mirror's own disk or state failed (such as a full disk) and the downloads
+    // stopped early.
+    let mut stopped = None;
     if !downloads.is_empty() && !interrupt.is_triggered() {
         let cdn = match (dl.has_markers(), state.get_meta(meta::CDN_FOR_DL)?) {
             (false, Some(for_dl)) if for_dl == dl.as_str() => state
@@ -279,6 +282,7 @@ pub fn sync(
         report.interrupted |= downloaded.interrupted;
         if let Some(why) = downloaded.stopped {
             tracing::error!("the run stopped early: {why}");
+            stopped = Some(why);
         }
     }
     report.interrupted |= interrupt.is_triggered();
@@ -286,7 +290,14 @@ pub fn sync(
 
     // Publish what is now verified (only that: the state says verified only once a file is in
     // place). A first publish of a mirror, and a full compare, rewrite every file.
-    if !report.interrupted {
+    // Not after a local failure either: publishing writes to the same disk, which is likely
+    // full, and would turn a clean stop with a report into a fatal error. The published index
+    // still lists only verified versions; the next run brings it up to date.
+    if let Some(why) = &stopped {
+        tracing::warn!(
+            "not publishing the index after the local failure ({why}); the next run will"
+        );
+    } else if !report.interrupted {
         progress.stage(&Stage::Publishing);
         let paths: Option<Vec<String>> = match mode {
             _ if !store.index_root().join("config.json").exists() => None,
@@ -321,15 +332,32 @@ pub fn sync(
             state.remove_meta(meta::MARKER_SKIPPED_YANKED)?;
         }
     }
-    let count = state.increment_sync_count()?;
-    if mode == Mode::Full && !report.interrupted {
-        state.set_last_full_compare_unix(now_unix())?;
-        state.set_meta(meta::LAST_FULL_SYNC_COUNT, &count.to_string())?;
-        if report.failed == 0 {
-            state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
+    let bookkeeping = || -> Result<SyncReport, Error> {
+        let count = state.increment_sync_count()?;
+        if mode == Mode::Full && !report.interrupted {
+            state.set_last_full_compare_unix(now_unix())?;
+            state.set_meta(meta::LAST_FULL_SYNC_COUNT, &count.to_string())?;
+            if report.failed == 0 {
+                state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
+            }
         }
+        finish(report.clone(), &state, started)
+    };
+    match (bookkeeping(), stopped) {
+        (Ok(report), _) => Ok(report),
+        // After a local failure (a full disk) the state may be unable to write its counters
+        // and the report too. That must not hide what the run did: the versions verified are
+        // recorded (or, if their records did not reach the disk, are in place and adopted by
+        // the next run), and the failures are in the report the caller gets.
+        (Err(e), Some(why)) => {
+            tracing::error!(
+                "cannot record the end of the run after the local failure ({why}): {e}"
+            );
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            Ok(report)
+        }
+        (Err(e), None) => Err(e),
     }
-    finish(report, &state, started)
 }
 
 fn finish(mut report: SyncReport, state: &State, started: Instant) -> Result<SyncReport, Error> {

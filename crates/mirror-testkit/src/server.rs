@@ -25,6 +25,7 @@
 
 mod body;
 mod faults;
+mod gzip;
 mod stats;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -42,9 +43,10 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use body::{Scripted, Step, Tracked};
+use body::{Endless, Scripted, Step, Tracked};
 use faults::FaultTable;
 pub use faults::{Fault, RateFaults};
+pub use gzip::gzip_zeros;
 pub use stats::{max_concurrency, max_requests_in_window};
 
 use crate::RealRegistry;
@@ -484,6 +486,25 @@ async fn apply(fault: Fault, request: Request, next: Next) -> (Response, Option<
         // A body that fails before its first byte: hyper then drops an HTTP/1.1 connection
         // before the head leaves its buffer, and resets an HTTP/2 stream.
         Fault::Reset => Response::new(Body::new(Scripted::new([Step::Fail], None))),
+        Fault::Endless => {
+            let mut response = Response::new(Body::new(Endless::new()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            response
+        }
+        Fault::GzipBomb { size } => {
+            let bomb = gzip_zeros(*size);
+            let mut response = Response::new(Body::from(bomb));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        }
         Fault::SlowFirstByte(delay) => {
             tokio::time::sleep(*delay).await;
             next.run(request).await

@@ -851,3 +851,163 @@ fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     assert_eq!(count(&report, "adopted"), present - done);
     assert_eq!(count(&report, "downloaded"), n - present);
 }
+
+/// Two real `sync` processes on one mirror: the second is refused at once with exit 2 and a
+/// message naming the first (its pid and what it is), and the first is unharmed.
+#[test]
+fn a_second_sync_process_is_refused_while_the_first_runs() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    // Slow enough to be still running when the second starts.
+    let first = f
+        .sync_command(&["--rate", "20", "--jobs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = f.store().state_dir().join("LOCK");
+    let holder = format!("pid {} (mirror-cli sync)", first.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != holder {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first sync never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for command in ["sync", "verify"] {
+        let out = if command == "sync" {
+            f.sync_command(&[]).output().unwrap()
+        } else {
+            f.command(&["verify", "--dest", f.dest.to_str().unwrap()])
+                .output()
+                .unwrap()
+        };
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.contains(&holder), "{command}: {text}");
+    }
+    // Still running: the refusal did not disturb it. Stop it as Ctrl-C would.
+    let pid = first.id().to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(kill.success());
+    let out = first.wait_with_output().unwrap();
+    let report = summary(&out);
+    assert_eq!(report["interrupted"], Value::Bool(true), "{report}");
+
+    // With the first gone its lock went with it: a new sync finishes the job.
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        count(&report, "already_present") + count(&report, "downloaded"),
+        n
+    );
+}
+
+/// A tmpfs mounted on a directory, unmounted when dropped.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` on `dir`. Panics, saying why, when mounting is not allowed:
+    /// this test needs root (CI runs as root) and must not pass by skipping.
+    fn mount(dir: &Path, bytes: u64) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
+        assert!(
+            out.status.success(),
+            "the full-disk test needs to mount a small tmpfs (run the tests as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// Frees space by growing the filesystem to `bytes`, keeping its content.
+    fn resize(&self, bytes: u64) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// `--dest` on a small tmpfs that fills up halfway through: the run stops with a clear error
+/// naming the full disk, exit 1 and its report, nothing partial is under `crates/`, the state
+/// claims no file that is not in place, and once space is freed the same command completes the
+/// mirror.
+#[test]
+fn a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let bytes: u64 = f.registry.versions.iter().map(|v| v.size).sum();
+    let disk = Tmpfs::mount(&f.dest, bytes / 2);
+    let (out, report) = f.sync(&["--jobs", "4"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.to_lowercase().contains("no space left"), "{text}");
+    let failures = report["failures"].as_array().unwrap();
+    assert!(failures.iter().any(|f| f["kind"] == "storage"), "{report}");
+    let present = f.assert_files_are_verified_copies() as u64;
+    assert!(present > 0 && present < n, "{present} of {n}");
+    assert_eq!(
+        std::fs::read_dir(f.dest.join(".mirror/tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "temp files were left behind"
+    );
+    // The state database cannot even open on a full disk (sled writes when it opens): status
+    // says so plainly instead of guessing.
+    let out = f
+        .command(&["status", "--dest", f.dest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
+
+    disk.resize(bytes * 4);
+    // Every record is of a file in place with the right bytes. Records that never reached the
+    // disk leave files without records, which the next sync hashes and adopts.
+    let (out, status) = f.status();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let verified = count(&status, "verified");
+    assert!(verified <= present, "{verified} records, {present} files");
+    let (out, verify) = f.verify(&[]);
+    assert_eq!(count(&verify, "ok"), verified, "{verify}");
+    assert_eq!(verify["missing"], Value::Array(vec![]));
+    assert_eq!(verify["corrupt"], Value::Array(vec![]));
+    // Files whose records were lost are all that verify cannot account for (it does not read
+    // the index); it says so with exit 1 and leaves them in place.
+    let unexpected = verify["unexpected"].as_array().unwrap().len() as u64;
+    assert_eq!(unexpected, present - verified, "{verify}");
+    let code = if unexpected == 0 { 0 } else { 1 };
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&report, "downloaded"), n - present, "{report}");
+    assert_eq!(count(&report, "adopted"), present - verified, "{report}");
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+    let (out, verify) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&verify, "ok"), n);
+}

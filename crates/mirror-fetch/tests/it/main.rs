@@ -3,6 +3,7 @@
 //! fixture through injected faults.
 
 mod faults;
+mod hostile;
 mod limits;
 mod raw;
 mod real;

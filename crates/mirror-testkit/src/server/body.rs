@@ -142,3 +142,37 @@ impl Drop for Tracked {
         self.finish();
     }
 }
+
+/// A body that never ends: the same 64 KiB chunk (of varied bytes, so nothing compresses it
+/// away) for as long as it is polled, with no length announced.
+#[derive(Debug)]
+pub(super) struct Endless {
+    chunk: Bytes,
+}
+
+impl Endless {
+    pub(super) fn new() -> Self {
+        let chunk: Vec<u8> = (0..64 * 1024_u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        Endless {
+            chunk: Bytes::from(chunk),
+        }
+    }
+}
+
+impl HttpBody for Endless {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Poll::Ready(Some(Ok(Frame::data(self.chunk.clone()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+}

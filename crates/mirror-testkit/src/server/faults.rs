@@ -6,9 +6,10 @@ use std::time::Duration;
 
 /// Misbehaviour injected into a response.
 ///
-/// Status faults answer without running the route. Body faults ([`Fault::Truncate`],
-/// [`Fault::Stall`], [`Fault::WrongBytes`]) change only `200` responses with a body; anything
-/// else (a redirect, a `304`, a `404`) is served unchanged and its record shows no fault.
+/// Status faults, [`Fault::Endless`] and [`Fault::GzipBomb`] answer without running the route.
+/// Body faults ([`Fault::Truncate`], [`Fault::Stall`], [`Fault::WrongBytes`]) change only `200`
+/// responses with a body; anything else (a redirect, a `304`, a `404`) is served unchanged and
+/// its record shows no fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -45,6 +46,16 @@ pub enum Fault {
     WrongBytes,
     /// Wait this long before running the route and sending the response head.
     SlowFirstByte(Duration),
+    /// Answer `200` without running the route, with no `Content-Length` and a body that never
+    /// ends: 64 KiB chunks for as long as the client keeps reading.
+    Endless,
+    /// Answer `200` without running the route, with `Content-Encoding: gzip` and a gzip stream
+    /// of `size` zero bytes as the body (see [`gzip_zeros`](super::gzip_zeros)): a few hundred
+    /// times smaller than it expands to. `Content-Length` is the compressed length.
+    GzipBomb {
+        /// Bytes the body expands to when decompressed.
+        size: u64,
+    },
 }
 
 /// Faults drawn at random for crate-file requests (the CDN path `/crates/…` and the API path
