@@ -89,9 +89,11 @@ impl Step {
 /// unflushed writes in memory (seeding 2.5M records without flushing peaked at 6.4 GB).
 const SEED_CHUNK: usize = 16 * 1024;
 const SEED_FLUSH: usize = 256 * 1024;
-/// The version the crates changed in incremental run `run` get: new in every run.
-fn new_version(run: usize) -> String {
-    format!("9999.{run}.0")
+/// The version the crates changed in incremental run `run` of the bench started at `nonce`
+/// get: new in every run of every bench, so that each sync fetches objects its clone of the
+/// index has never seen (as a real incremental sync does).
+fn new_version(run: usize, nonce: u64) -> String {
+    format!("9999.{run}.{nonce}")
 }
 
 /// What the parent knows about the fixture and the work directory.
@@ -303,7 +305,8 @@ struct Commits {
 /// Makes one commit per incremental run (warm-up included) on top of the base, each changing the
 /// same `changed` crates, spread evenly over the index: nine in ten get a new version, whose
 /// `.crate` file goes into `cdn/`; one in ten has the yank flag of its newest line flipped.
-/// Deterministic: the same fixture gives the same commits.
+/// The same fixture gives the same changes, but for the new versions' patch number (the bench's
+/// start time), and the same file sizes.
 fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Result<Commits> {
     let started = Instant::now();
     let manifest_path = setup.fixture.join("manifest.tsv");
@@ -333,6 +336,12 @@ fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Resu
         .collect::<anyhow::Result<_>>()?;
 
     let cdn = setup.work.join("cdn");
+    if cdn.exists() {
+        std::fs::remove_dir_all(&cdn).with_context(|| format!("removing {}", cdn.display()))?;
+    }
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let runs = args.runs.max(1) + 1;
     let mut commits = Commits {
         commits: Vec::new(),
@@ -374,7 +383,7 @@ fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Resu
                     .as_str()
                     .with_context(|| format!("the last line of {path} has no name"))?
                     .to_owned();
-                let vers = new_version(run);
+                let vers = new_version(run, nonce);
                 let mut rng = Rng(0x5eed_0000 ^ ((run as u64) << 32) ^ i as u64);
                 let size = crate_size(&mut rng);
                 let mut body = Vec::with_capacity(size as usize + 8);
@@ -387,11 +396,9 @@ fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Resu
                     .join("crates")
                     .join(&name)
                     .join(format!("{name}-{vers}.crate"));
-                if std::fs::metadata(&file).map(|m| m.len()).ok() != Some(size) {
-                    std::fs::create_dir_all(file.parent().expect("a file has a directory"))?;
-                    std::fs::write(&file, &body)
-                        .with_context(|| format!("writing {}", file.display()))?;
-                }
+                std::fs::create_dir_all(file.parent().expect("a file has a directory"))?;
+                std::fs::write(&file, &body)
+                    .with_context(|| format!("writing {}", file.display()))?;
                 line["vers"] = vers.clone().into();
                 line["cksum"] = cksum.into();
                 line["yanked"] = false.into();
@@ -430,6 +437,8 @@ fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Resu
         commits.bytes.push(bytes);
         commits.largest.push(largest);
     }
+    // The new files' pages would be written back during the timed runs.
+    crate::bench_fetch::sync();
     std::fs::write(
         setup.work.join("changes.json"),
         serde_json::to_vec(&serde_json::json!({
@@ -1033,7 +1042,8 @@ How it is measured:
   present, nothing downloaded, removed or adopted.
 - *Incremental*: for each run a commit on top of the base changes the same {changed} crates,
   spread evenly over the index: nine in ten get a new version (a synthetic `.crate` file of a
-  few KB to a MB or two, new in every run), one in ten has its newest line's yank flag flipped.
+  few KB to a MB or two, new in every run of every bench, so each sync fetches objects its
+  clone of the index has not seen), one in ten has its newest line's yank flag flipped.
   The upstream's branch is moved to the run's commit; the sync fetches it, diffs the trees,
   parses only the changed files, downloads the new versions over loopback from the testkit
   registry server ({jobs} in flight, the rate limit lifted: this measures the engine, not the

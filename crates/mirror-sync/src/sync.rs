@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::download::{Work, download_all, runtime};
 use crate::plan::{Mode, Plan, plan};
+use crate::publish::sweep_published;
 use crate::{
     ChecksumChange, Error, FetchSettings, Interrupt, Progress, Source, Stage, SyncReport, meta,
     now_unix,
@@ -165,6 +166,7 @@ pub fn sync(
         removed,
         restored,
         diff_paths,
+        inline_published,
     } = plan;
     // The index files this run may change the published content of.
     let touched: BTreeSet<String> = diff_paths
@@ -262,14 +264,17 @@ pub fn sync(
     report.failed = report.failures.len() as u64;
 
     // Publish what is now verified (only that: the state says verified only once a file is in
-    // place). A first publish of a mirror, and a full compare, rewrite every file.
+    // place). A first publish of a mirror rewrites every file. A full compare published the
+    // index files that needed no work while it read them; the others are published now, and
+    // published files upstream no longer has are swept.
     if !report.interrupted {
         progress.stage(&Stage::Publishing);
-        let paths: Option<Vec<String>> = match mode {
+        let paths: Option<Vec<String>> = match (mode, &inline_published) {
+            (Mode::Full, Some(inline)) => Some(inline.deferred.clone()),
             _ if !store.index_root().join("config.json").exists() => None,
-            Mode::Full => None,
-            Mode::Selected => Some(options.crates.iter().map(index_path).collect()),
-            Mode::Incremental => Some(touched.into_iter().collect()),
+            (Mode::Full, None) => None,
+            (Mode::Selected, _) => Some(options.crates.iter().map(index_path).collect()),
+            (Mode::Incremental, _) => Some(touched.into_iter().collect()),
         };
         let mut publish_options = PublishOptions::default();
         publish_options
@@ -279,6 +284,10 @@ pub fn sync(
         let published = publish(&store, &state, &source, paths.as_deref(), &publish_options)?;
         report.published_written = published.written;
         report.published_removed = published.removed;
+        if let (Mode::Full, Some(inline)) = (mode, &inline_published) {
+            report.published_written += inline.written;
+            report.published_removed += inline.removed + sweep_published(&store, &inline.seen)?;
+        }
     }
 
     // The sync marker only moves when the whole index is mirrored: never past a failure.

@@ -348,3 +348,76 @@ fn a_full_compare_finds_versions_removed_while_the_tree_was_gone() {
     removed.sort();
     assert_eq!(removed, ["a 1.1.0", "zzzz 1.0.0"]);
 }
+
+/// The published `index/` of the mirror, as path → content.
+fn published(dest: &Path) -> std::collections::BTreeMap<String, String> {
+    let root = dest.join("index");
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap() != "config.json" {
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                out.insert(rel, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_compare_publishes_what_it_verified_and_sweeps_deleted_crates() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let mut reg = Registry::new();
+    reg.publish("a", "1.0.0", b"a 1.0.0");
+    reg.publish("bb", "0.1.0", b"bb 0.1.0, first upload");
+    reg.publish("ccc", "1.0.0", b"ccc 1.0.0");
+    reg.publish("dddd", "0.1.0", b"dddd 0.1.0");
+    reg.publish("gone", "1.0.0", b"gone 1.0.0");
+    reg.commit("base", false);
+    let (out, _) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dddd = reg
+        .dest()
+        .join("index")
+        .join(index_path(&CrateName::new("dddd").unwrap()));
+    let untouched = std::fs::metadata(&dddd).unwrap();
+
+    // A new version (downloaded, so its file is published after the download), a yank flip
+    // (published as it is read), a re-published checksum and a deleted crate.
+    reg.publish("a", "1.1.0", b"a 1.1.0");
+    reg.yank("ccc", "1.0.0");
+    reg.publish("bb", "0.1.0", b"bb 0.1.0, uploaded again");
+    reg.delete("gone");
+    reg.commit("changes", false);
+    let (out, full) = reg.sync(&["--full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(full["mode"], "full");
+    assert_eq!(changes(&full), expect([4, 2, 1, 1, 0, 1, 1, 0]));
+    // a, bb and ccc rewritten; gone's file deleted; dddd left as it was.
+    assert_eq!(full["published_written"], 3, "{full}");
+    assert_eq!(full["published_removed"], 1, "{full}");
+    let now = std::fs::metadata(&dddd).unwrap();
+    assert_eq!(
+        (now.ino(), now.mtime_nsec()),
+        (untouched.ino(), untouched.mtime_nsec())
+    );
+
+    // Every version is verified now, so the published index is upstream's, byte for byte.
+    let mut upstream = std::collections::BTreeMap::new();
+    for (name, _) in &reg.crates {
+        let path = index_path(&CrateName::new(name).unwrap());
+        let content = std::fs::read_to_string(reg.tree().join(&path)).unwrap();
+        upstream.insert(path, content);
+    }
+    assert_eq!(published(&reg.dest()), upstream);
+}
