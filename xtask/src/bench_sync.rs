@@ -103,6 +103,8 @@ struct Setup {
     base: String,
     summary: serde_json::Value,
     exe: PathBuf,
+    /// `--threads` as given (0: the engine's defaults), and what it comes to on this machine.
+    requested_threads: usize,
     threads: usize,
 }
 
@@ -148,6 +150,7 @@ fn parent(args: &SyncArgs) -> anyhow::Result<()> {
         base,
         summary,
         exe,
+        requested_threads: args.threads,
         threads: if args.threads == 0 {
             cores
         } else {
@@ -413,6 +416,8 @@ fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Resu
             files.push((path.clone(), content.into_bytes()));
         }
         let branch = format!("refs/heads/bench-{run}");
+        // An earlier bench's commit is not an ancestor of this one: fast-import would refuse.
+        let _ = git::git(upstream, &["update-ref", "-d", &branch]);
         let base = &setup.base;
         git::fast_import(upstream, |out| {
             let message = format!("bench sync: run {run} changes {} crates\n", files.len());
@@ -516,7 +521,7 @@ impl Measure {
 fn run_step(setup: &Setup, step: Step, run: usize) -> anyhow::Result<Measure> {
     let output = Command::new(&setup.exe)
         .args(["bench", "sync", "--in-release", step.name(), "--threads"])
-        .arg(setup.threads.to_string())
+        .arg(setup.requested_threads.to_string())
         .arg("--work")
         .arg(&setup.work)
         .arg("--fixtures")
@@ -665,13 +670,11 @@ fn child(step: Step, args: &SyncArgs) -> anyhow::Result<()> {
     );
     let sampler = crate::bench::AnonSampler::start();
     let started = Instant::now();
-    let (report, stages) = match step {
+    let (report, stages, wall) = match step {
         Step::Seed => {
             let fixture = args.fixtures.join("synthetic");
-            (
-                seed(&mirror, &fixture, &upstream, args.threads)?,
-                Vec::new(),
-            )
+            let report = seed(&mirror, &fixture, &upstream, args.threads)?;
+            (report, Vec::new(), started.elapsed())
         }
         Step::Full | Step::Incremental => {
             let mut options = SyncOptions::default();
@@ -717,13 +720,14 @@ fn child(step: Step, args: &SyncArgs) -> anyhow::Result<()> {
                 started: Instant::now(),
                 marks: Mutex::new(Vec::new()),
             };
+            // Only the sync is timed, not the server's start or the reset.
             let report = mirror_sync::sync(&mirror, &options, &clock, &Interrupt::new())?;
-            let stages = clock.stages(Instant::now());
+            let end = Instant::now();
+            let stages = clock.stages(end);
             drop(server);
-            (serde_json::to_value(&report)?, stages)
+            (serde_json::to_value(&report)?, stages, end - clock.started)
         }
     };
-    let wall = started.elapsed();
     let peak_anon_kb = sampler.stop();
     let peak_rss_kb = crate::bench::vm_hwm_kb();
     if step == Step::Incremental {

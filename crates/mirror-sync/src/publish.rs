@@ -40,7 +40,7 @@ pub struct PublishOptions {
     /// path); `config.json`'s `dl` points below it. It is remembered in the state, so `None` uses
     /// the last one given, and [`DEFAULT_BASE_URL`] when none ever was.
     pub base_url: Option<String>,
-    /// Threads for state lookups and writes; 0 means one per core (and at least four, since
+    /// Threads for state lookups and writes; 0 means one per core (and at least eight, since
     /// writes wait on the disk).
     pub threads: usize,
     /// Who holds the state while [`republish`] runs (shown to a second process), such as
@@ -546,13 +546,14 @@ pub(crate) fn sweep_published(store: &Store, keep: &HashSet<String>) -> Result<u
     sweep(&store.index_root(), keep)
 }
 
-/// The worker pool of a publish: `threads`, or one per core and at least four (writes wait on
-/// the disk).
+/// The worker pool of a publish: `threads`, or one per core and at least eight: each written
+/// file waits for two fsyncs (the file, its directory), and the file system commits the fsyncs
+/// of many writers together.
 fn publish_pool(threads: usize) -> Result<rayon::ThreadPool, Error> {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
     rayon::ThreadPoolBuilder::new()
         .num_threads(match threads {
-            0 => cores.max(4),
+            0 => cores.max(8),
             n => n,
         })
         .thread_name(|i| format!("publish-{i}"))
