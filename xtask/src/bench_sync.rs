@@ -904,13 +904,20 @@ fn report(
     let (bf, bi) = (&full[best(full)], &inc[best(inc)]);
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     let mut out = format!(
-        "Synthetic index: {} crates, {} versions, {:.2} GB (seed {}, commit {}); every version recorded verified in the mirror's state; {} threads; best of {} runs after one warm-up, memory the worst run.\n\n",
+        "Synthetic index: {} crates, {} versions, {:.2} GB (seed {}, commit {}); every version recorded verified in the mirror's state; {}; best of {} runs after one warm-up, memory the worst run.\n\n",
         setup.summary["crates"],
         setup.summary["lines"],
         setup.summary["bytes"].as_f64().unwrap_or(0.0) / 1e9,
         setup.summary["seed"],
         setup.base,
-        setup.threads,
+        if setup.requested_threads == 0 {
+            format!(
+                "the engine's default threads ({} for parsing, at least 8 for publishing)",
+                setup.threads
+            )
+        } else {
+            format!("{} threads", setup.threads)
+        },
         args.runs.max(1),
     );
     out.push_str(
@@ -1032,14 +1039,16 @@ How it is measured:
   version of the base as verified (`mirror_state::Batch` and `State::apply`, flushed every so
   often), with the sync marker (commit and tree) at the base. The base versions have no files
   in `crates/`: neither a full compare nor an incremental sync opens the files of verified
-  versions (that is `verify`'s job), so 2.5M files would change nothing here.
+  versions (that is `verify`'s job), so 2.7M files would change nothing here.
 - Each sync is `mirror_sync::sync` (what `mirror-cli sync` runs) in its own process, the release
   build of xtask, timed from the call to its return: opening the state, fetching the upstream,
   planning, downloading, publishing the sparse index under `index/`, saving the state. *Peak
   RSS* is that process's `VmHWM` (it includes the touched pages of the memory-mapped pack files,
   which belong to the page cache); *peak heap* is resident minus shared memory, sampled every
-  5 ms. The stage columns come from the engine's `Progress::stage` calls (*plan* is reading and
-  parsing the index and comparing it with the state).
+  5 ms. The stage columns come from the engine's `Progress::stage` calls: *plan* is reading and
+  parsing the index and comparing it with the state, and in a full compare also publishing
+  each index file that needs no work as it is read; *publish* is then the files left for after
+  the downloads, `config.json` and the sweep of published files upstream no longer has.
 - *Full no-op compare*: `--full` against the base commit, every version already verified. Its
   first run after seeding publishes every index file; the measured runs find the published index
   current, the steady state of a daily `--full`. Each run must report every version already
