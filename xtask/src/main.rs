@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_fetch;
+mod bench_sync;
 mod bench_verify;
 mod ci;
 mod fixtures;
@@ -49,8 +50,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The workspace root (xtask lives one level below it).
+///
+/// `cargo run` (so `cargo xtask`) says where xtask's manifest is at run time, and the release
+/// children inherit it; the path compiled in is only the fallback. Checkouts of the workspace
+/// that share one target directory share the built binary too, and the compiled-in path is then
+/// whichever checkout built it last.
 fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    manifest_dir
         .parent()
         .expect("xtask sits inside the workspace")
         .to_path_buf()

@@ -19,7 +19,7 @@ pub(crate) struct PublishArgs {
     /// else http://127.0.0.1:8080 (`mirror-cli serve` rewrites dl to its own address anyway).
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
-    /// Threads for state lookups and writes (default: one per core, at least four).
+    /// Threads for state lookups and writes (default: one per core, at least eight).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
     /// Print a JSON summary as the last line of stdout.

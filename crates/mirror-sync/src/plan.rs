@@ -3,7 +3,7 @@
 //! replacement), plus what changed upstream (added, yanked, unyanked, removed).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash as _, Hasher as _};
+use std::hash::{BuildHasherDefault, Hash as _, Hasher};
 
 use mirror_index::{
     ChangeKind, Checksum, CrateName, GitId, IndexEntry, IndexFile, ReadOptions, Version,
@@ -12,6 +12,7 @@ use mirror_state::{Record, State, Status};
 use mirror_store::Store;
 
 use crate::download::Work;
+use crate::publish::{InlinePublished, InlinePublisher};
 use crate::{Error, Interrupt, Source, SyncOptions, SyncReport};
 
 /// How many skipped index lines a report quotes (all are logged).
@@ -54,6 +55,9 @@ pub(crate) struct Plan {
     /// Every index path the diff from the last synced tree reports (added, modified, deleted):
     /// what an incremental publish must look at.
     pub(crate) diff_paths: Vec<String>,
+    /// A full compare (not a dry run) publishes as it reads: what it published, and the index
+    /// files it left for the publish after the downloads.
+    pub(crate) inline_published: Option<InlinePublished>,
 }
 
 /// A version named by its published name and version text.
@@ -127,6 +131,14 @@ pub(crate) fn plan(
         Mode::Full => Some(Known::load(state)?),
         _ => None,
     };
+    // A full compare reads every index file and knows which lines are verified: it publishes
+    // them on the way instead of reading the whole index again afterwards.
+    let publisher = match mode {
+        Mode::Full if !options.dry_run => {
+            Some(InlinePublisher::new(store, state, options.threads)?)
+        }
+        _ => None,
+    };
 
     let mut planner = Planner {
         state,
@@ -136,6 +148,7 @@ pub(crate) fn plan(
         tombstoned: &tombstoned,
         known: known.as_mut(),
         diff: diff.as_mut(),
+        publisher,
         failure: None,
         seen: HashSet::new(),
         report,
@@ -165,14 +178,16 @@ pub(crate) fn plan(
     planner.report.index_files_read = read.files as u64;
     let seen = std::mem::take(&mut planner.seen);
     let mut plan = std::mem::take(&mut planner.plan);
+    let publisher = planner.publisher.take();
     drop(planner);
+    plan.inline_published = publisher.map(InlinePublisher::finish).transpose()?;
 
     // Removed upstream: recorded versions no index line claims any more.
     let mut removed: Vec<(CrateName, Version)> = Vec::new();
     match mode {
         Mode::Full => {
             if let Some(known) = &known {
-                removed = known.unseen()?;
+                removed = known.unseen(state)?;
             }
         }
         Mode::Incremental => {
@@ -230,20 +245,46 @@ struct Diff {
     old_entries: HashMap<Key, bool>,
 }
 
-/// Every record in a compact table, for a full compare: per version a hash of its key, the
-/// first 8 bytes of its checksum, whether it is verified, and whether an index line claimed it.
+/// Every record in a compact table, for a full compare: per version, keyed by a hash of its
+/// name and version, one word holding the first 61 bits of its checksum, whether it is verified,
+/// and whether an index line claimed it. About 17 bytes a record at crates.io scale (2.7M
+/// records, 71 MB), so the compare stays within bounded memory; the names themselves are not
+/// kept, and finding the records no line claimed takes a second pass over the state, only when
+/// there is one.
 struct Known {
-    slots: HashMap<u64, Slot>,
-    /// Keys (`name\0vers`) of all records back to back; slots point into it.
-    keys: Vec<u8>,
+    slots: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
+    /// Slots claimed by at least one line.
+    claimed: usize,
+    /// Keys of versions claimed whose hash two records share (a 64-bit collision: in practice
+    /// never): their slot cannot say which one was seen, so the keys are kept.
+    collided_seen: HashSet<Key>,
 }
 
-struct Slot {
-    cksum: u64,
-    offset: u32,
-    len: u16,
-    verified: bool,
-    seen: bool,
+/// The low 61 bits of a slot: the checksum prefix.
+const CKSUM_BITS: u64 = (1 << 61) - 1;
+/// Two records share the slot's key hash; look them up in the state instead.
+const COLLIDED: u64 = 1 << 61;
+const VERIFIED: u64 = 1 << 62;
+const SEEN: u64 = 1 << 63;
+
+/// The keys of [`Known`] are already hashes: use them as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 fn key_hash(name: &str, vers: &str) -> u64 {
@@ -255,67 +296,84 @@ fn key_hash(name: &str, vers: &str) -> u64 {
 
 fn cksum_prefix(cksum: &Checksum) -> u64 {
     let bytes = cksum.as_bytes();
-    u64::from_le_bytes(bytes[..8].try_into().expect("a checksum has 32 bytes"))
+    u64::from_le_bytes(bytes[..8].try_into().expect("a checksum has 32 bytes")) & CKSUM_BITS
+}
+
+/// Every record of `state`, skipping (with a warning) the ones that cannot be read.
+fn records(
+    state: &State,
+) -> impl Iterator<Item = Result<(CrateName, Version, Record), Error>> + '_ {
+    state.iter().filter_map(|item| match item {
+        Ok(item) => Some(Ok(item)),
+        Err(mirror_state::Error::CorruptRecord { key, reason }) => {
+            tracing::warn!(%key, %reason, "ignoring an unreadable state record");
+            None
+        }
+        Err(e) => Some(Err(e.into())),
+    })
 }
 
 impl Known {
     fn load(state: &State) -> Result<Known, Error> {
         let mut known = Known {
-            slots: HashMap::new(),
-            keys: Vec::new(),
+            slots: HashMap::default(),
+            claimed: 0,
+            collided_seen: HashSet::new(),
         };
-        for item in state.iter() {
-            let (name, vers, record) = match item {
-                Ok(item) => item,
-                Err(mirror_state::Error::CorruptRecord { key, reason }) => {
-                    tracing::warn!(%key, %reason, "ignoring an unreadable state record");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let offset = u32::try_from(known.keys.len()).map_err(|_| {
-                Error::Config("the state has too many records for one full compare".to_owned())
-            })?;
-            known.keys.extend_from_slice(name.as_str().as_bytes());
-            known.keys.push(0);
-            known.keys.extend_from_slice(vers.as_str().as_bytes());
-            let len = (known.keys.len() - offset as usize) as u16;
-            known.slots.insert(
-                key_hash(name.as_str(), vers.as_str()),
-                Slot {
-                    cksum: cksum_prefix(&record.cksum),
-                    offset,
-                    len,
-                    verified: record.is_verified(),
-                    seen: false,
-                },
-            );
+        for item in records(state) {
+            let (name, vers, record) = item?;
+            let mut slot = cksum_prefix(&record.cksum);
+            if record.is_verified() {
+                slot |= VERIFIED;
+            }
+            known
+                .slots
+                .entry(key_hash(name.as_str(), vers.as_str()))
+                .and_modify(|s| *s = COLLIDED)
+                .or_insert(slot);
         }
         Ok(known)
     }
 
     /// Marks `entry` seen; whether the record is verified with the entry's checksum (`None`
-    /// when there is no record).
+    /// when there is no record, `Some(false)` also when the state must be asked).
     fn claim(&mut self, entry: &IndexEntry) -> Option<bool> {
         let slot = self
             .slots
             .get_mut(&key_hash(entry.name().as_str(), entry.vers().as_str()))?;
-        slot.seen = true;
-        Some(slot.verified && slot.cksum == cksum_prefix(entry.cksum()))
+        if *slot & SEEN == 0 {
+            *slot |= SEEN;
+            self.claimed += 1;
+        }
+        if *slot & COLLIDED != 0 {
+            self.collided_seen.insert(key(entry.name(), entry.vers()));
+            return Some(false);
+        }
+        Some(*slot & VERIFIED != 0 && *slot & CKSUM_BITS == cksum_prefix(entry.cksum()))
     }
 
-    /// The records no index line claimed.
-    fn unseen(&self) -> Result<Vec<(CrateName, Version)>, Error> {
+    /// The records no index line claimed: none without looking further when every slot was
+    /// claimed, else found by a second pass over the state.
+    fn unseen(&self, state: &State) -> Result<Vec<(CrateName, Version)>, Error> {
         let mut out = Vec::new();
-        for slot in self.slots.values().filter(|s| !s.seen) {
-            let start = slot.offset as usize;
-            let raw = &self.keys[start..start + usize::from(slot.len)];
-            let text = std::str::from_utf8(raw).expect("keys were copied from valid names");
-            let (name, vers) = text.split_once('\0').expect("keys hold a NUL");
-            out.push((
-                CrateName::new(name).expect("copied from a valid name"),
-                Version::new(vers).expect("copied from a valid version"),
-            ));
+        let collided = self.slots.values().any(|s| s & COLLIDED != 0);
+        if self.claimed == self.slots.len() && !collided {
+            return Ok(out);
+        }
+        for item in records(state) {
+            let (name, vers, _) = item?;
+            let Some(&slot) = self.slots.get(&key_hash(name.as_str(), vers.as_str())) else {
+                // Recorded after the compare started: not this compare's business.
+                continue;
+            };
+            let seen = if slot & COLLIDED != 0 {
+                self.collided_seen.contains(&key(&name, &vers))
+            } else {
+                slot & SEEN != 0
+            };
+            if !seen {
+                out.push((name, vers));
+            }
         }
         Ok(out)
     }
@@ -330,6 +388,8 @@ struct Planner<'a> {
     tombstoned: &'a HashSet<Key>,
     known: Option<&'a mut Known>,
     diff: Option<&'a mut Diff>,
+    /// Publishes the index files that need no work as they are read (full compares).
+    publisher: Option<InlinePublisher<'a>>,
     failure: Option<Error>,
     /// For selected mode: the versions read.
     seen: HashSet<Key>,
@@ -358,15 +418,36 @@ impl Planner<'_> {
             .diff
             .as_ref()
             .is_some_and(|d| d.changed.contains(&file.path));
+        let work = |plan: &Plan| plan.downloads.len() + plan.adopt.len() + plan.changed.len();
+        let before = work(&self.plan);
+        let mut listed = Vec::with_capacity(file.entries.len());
         for entry in &file.entries {
-            if let Err(e) = self.entry(entry, changed) {
+            match self.entry(entry, changed) {
+                Ok(verified) => listed.push(verified),
+                Err(e) => {
+                    self.failure = Some(e);
+                    return;
+                }
+            }
+        }
+        // A file with work to do is published after the downloads, with what they verified.
+        let needs_work = work(&self.plan) != before;
+        if let Some(publisher) = self.publisher.as_mut() {
+            let result = if needs_work {
+                publisher.defer(&file.path);
+                Ok(())
+            } else {
+                publisher.offer(file, listed)
+            };
+            if let Err(e) = result {
                 self.failure = Some(e);
-                return;
             }
         }
     }
 
-    fn entry(&mut self, entry: &IndexEntry, changed: bool) -> Result<(), Error> {
+    /// Sorts one entry into the plan. Returns whether it is verified with its checksum already
+    /// (so it may be published as it is).
+    fn entry(&mut self, entry: &IndexEntry, changed: bool) -> Result<bool, Error> {
         let report = &mut *self.report;
         report.index_versions += 1;
         let (name, vers) = (entry.name(), entry.vers());
@@ -392,14 +473,14 @@ impl Planner<'_> {
         }
         let claimed = self.known.as_deref_mut().map(|k| k.claim(entry));
         if self.options.skip_yanked && entry.yanked() {
-            return Ok(());
+            return Ok(claimed == Some(Some(true)));
         }
         report.selected += 1;
         let record = match claimed {
             // A full compare's fast path: verified with this checksum, nothing to look up.
             Some(Some(true)) => {
                 report.already_present += 1;
-                return Ok(());
+                return Ok(true);
             }
             Some(None) => None,
             _ => match self.state.get(name, vers) {
@@ -425,9 +506,9 @@ impl Planner<'_> {
             }) => {
                 if cksum == *entry.cksum() {
                     report.already_present += 1;
-                } else {
-                    self.plan.changed.push((work(), cksum));
+                    return Ok(true);
                 }
+                self.plan.changed.push((work(), cksum));
             }
             _ => {
                 let path = self.store.crate_path(name, vers);
@@ -437,6 +518,6 @@ impl Planner<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 }

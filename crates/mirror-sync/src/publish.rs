@@ -42,7 +42,7 @@ pub struct PublishOptions {
     /// path); `config.json`'s `dl` points below it. It is remembered in the state, so `None` uses
     /// the last one given, and [`DEFAULT_BASE_URL`] when none ever was.
     pub base_url: Option<String>,
-    /// Threads for state lookups and writes; 0 means one per core (and at least four, since
+    /// Threads for state lookups and writes; 0 means one per core (and at least eight, since
     /// writes wait on the disk).
     pub threads: usize,
     /// Who holds the state while [`republish`] runs (shown to a second process), such as
@@ -139,15 +139,7 @@ pub fn publish(
         base_url: base_url.clone(),
         ..PublishReport::default()
     };
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(match options.threads {
-            0 => cores.max(4),
-            n => n,
-        })
-        .thread_name(|i| format!("publish-{i}"))
-        .build()
-        .map_err(|e| Error::Task(e.to_string()))?;
+    let pool = publish_pool(options.threads)?;
     let full = paths.is_none();
 
     // Every path the source has, published or not, for the sweep after a full publish.
@@ -435,14 +427,162 @@ fn publish_file(store: &Store, state: &State, file: &IndexFile) -> Result<FileOu
         lines.extend_from_slice(&kept);
         outcome.versions += count;
     }
+    write_lines(store, &file.path, &lines, &mut outcome)?;
+    Ok(outcome)
+}
+
+/// Puts `lines` (the verified lines of the index file at `path`) in place: written when they
+/// changed, the published file deleted when there are none.
+fn write_lines(
+    store: &Store,
+    path: &str,
+    lines: &[u8],
+    outcome: &mut FileOutcome,
+) -> Result<(), Error> {
     if lines.is_empty() {
-        outcome.removed = remove_published(&store.index_root(), &file.path)?;
-        return Ok(outcome);
+        outcome.removed = remove_published(&store.index_root(), path)?;
+        return Ok(());
     }
     outcome.published = true;
-    let rel = Path::new("index").join(&file.path);
-    outcome.written = write_if_changed(store, &rel, &lines)?;
-    Ok(outcome)
+    let rel = Path::new("index").join(path);
+    outcome.written = write_if_changed(store, &rel, lines)?;
+    Ok(())
+}
+
+/// Publishing from inside a full compare, which reads every index file and knows, without
+/// asking the state again, which of its lines are verified with the line's checksum: each index
+/// file whose versions need no work in this run is published as it is read ([`offer`]), and
+/// the others are left for the publish after the downloads ([`defer`]). One pass over the index
+/// instead of two, and no state lookup per line.
+///
+/// [`offer`]: InlinePublisher::offer
+/// [`defer`]: InlinePublisher::defer
+pub(crate) struct InlinePublisher<'a> {
+    store: &'a Store,
+    state: &'a State,
+    pool: rayon::ThreadPool,
+    batch: Vec<(IndexFile, Vec<bool>)>,
+    done: InlinePublished,
+}
+
+/// What an [`InlinePublisher`] did, and what is left for the publish after the downloads.
+#[derive(Debug, Default)]
+pub(crate) struct InlinePublished {
+    /// Every index path read (published or not), for the sweep of published files upstream no
+    /// longer has ([`sweep_published`]).
+    pub(crate) seen: HashSet<String>,
+    /// Index paths left for the publish after the downloads.
+    pub(crate) deferred: Vec<String>,
+    /// Published files written (new or changed).
+    pub(crate) written: u64,
+    /// Published files deleted (no verified line left).
+    pub(crate) removed: u64,
+}
+
+impl<'a> InlinePublisher<'a> {
+    /// A publisher into `store`'s `index/`, with `threads` workers (0: as [`publish`] picks).
+    pub(crate) fn new(store: &'a Store, state: &'a State, threads: usize) -> Result<Self, Error> {
+        Ok(InlinePublisher {
+            store,
+            state,
+            pool: publish_pool(threads)?,
+            batch: Vec::with_capacity(BATCH),
+            done: InlinePublished::default(),
+        })
+    }
+
+    /// Publishes `file` now, listing the entries whose `listed` flag is set (verified with the
+    /// line's checksum). Files whose path is not an index path are ignored.
+    pub(crate) fn offer(&mut self, file: IndexFile, listed: Vec<bool>) -> Result<(), Error> {
+        if crate_of_index_path(&file.path).is_none() {
+            return Ok(());
+        }
+        self.done.seen.insert(file.path.clone());
+        self.batch.push((file, listed));
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the index file at `path` for the publish after the downloads.
+    pub(crate) fn defer(&mut self, path: &str) {
+        if crate_of_index_path(path).is_none() {
+            return;
+        }
+        self.done.seen.insert(path.to_owned());
+        self.done.deferred.push(path.to_owned());
+    }
+
+    /// Publishes what is still batched and says what was done.
+    pub(crate) fn finish(mut self) -> Result<InlinePublished, Error> {
+        self.flush()?;
+        Ok(self.done)
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        let (store, state) = (self.store, self.state);
+        let outcomes: Vec<Result<FileOutcome, Error>> = self.pool.install(|| {
+            self.batch
+                .par_iter()
+                .map(|(file, listed)| {
+                    let mut lines = Vec::new();
+                    for (entry, _) in file.entries.iter().zip(listed).filter(|(_, l)| **l) {
+                        lines.extend_from_slice(entry.raw());
+                        lines.push(b'\n');
+                    }
+                    // Versions removed upstream in an earlier run and kept stay listed, as in
+                    // `publish_file`. (This run's removals are tombstoned after the compare;
+                    // the sync publishes their files again then.)
+                    if let Some(entry) = file.entries.first()
+                        && state.has_tombstones(entry.name())?
+                    {
+                        let upstream: HashSet<&str> =
+                            file.entries.iter().map(|e| e.vers().as_str()).collect();
+                        lines.extend_from_slice(
+                            &kept_removed_lines(store, state, &file.path, &upstream)?.0,
+                        );
+                    }
+                    let mut outcome = FileOutcome::default();
+                    write_lines(store, &file.path, &lines, &mut outcome)?;
+                    Ok(outcome)
+                })
+                .collect()
+        });
+        self.batch.clear();
+        for outcome in outcomes {
+            let outcome = outcome?;
+            self.done.written += u64::from(outcome.written);
+            self.done.removed += u64::from(outcome.removed);
+        }
+        Ok(())
+    }
+}
+
+/// Unpublishes every published index file of `store` whose path is not in `keep` (see
+/// [`publish`] with all paths): only lines of versions removed upstream and kept stay. Returns
+/// how many files it deleted.
+pub(crate) fn sweep_published(
+    store: &Store,
+    state: &State,
+    keep: &HashSet<String>,
+) -> Result<u64, Error> {
+    sweep(store, state, keep)
+}
+
+/// The worker pool of a publish: `threads`, or one per core and at least eight: each written
+/// file waits for two fsyncs (the file, its directory), and the file system commits the fsyncs
+/// of many writers together.
+fn publish_pool(threads: usize) -> Result<rayon::ThreadPool, Error> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(match threads {
+            0 => cores.max(8),
+            n => n,
+        })
+        .thread_name(|i| format!("publish-{i}"))
+        .build()
+        .map_err(|e| Error::Task(e.to_string()))
 }
 
 /// Whether `entry` is recorded verified with the checksum its line gives.

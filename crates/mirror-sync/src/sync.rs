@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::download::{Work, download_all, runtime};
 use crate::plan::{Mode, Plan, plan};
+use crate::publish::sweep_published;
 use crate::{
     ChecksumChange, Error, FetchSettings, Interrupt, Progress, Source, Stage, SyncReport, meta,
     now_unix,
@@ -188,6 +189,7 @@ pub fn sync(
         removed,
         restored,
         diff_paths,
+        inline_published,
     } = plan;
     // The index files this run may change the published content of.
     let touched: BTreeSet<String> = diff_paths
@@ -289,22 +291,37 @@ pub fn sync(
     report.failed = report.failures.len() as u64;
 
     // Publish what is now verified (only that: the state says verified only once a file is in
-    // place). A first publish of a mirror, and a full compare, rewrite every file.
-    // Not after a local failure either: publishing writes to the same disk, which is likely
-    // full, and would turn a clean stop with a report into a fatal error. The published index
-    // still lists only verified versions; the next run brings it up to date.
+    // place). A first publish of a mirror rewrites every file. A full compare published the
+    // index files that needed no work while it read them; the others are published now, and
+    // published files upstream no longer has are swept.
+    // Not after a local failure: publishing writes to the same disk, which is likely full, and
+    // would turn a clean stop with a report into a fatal error. The published index still lists
+    // only verified versions; the pending mark makes the next run publish everything.
     if let Some(why) = &stopped {
         tracing::warn!(
             "not publishing the index after the local failure ({why}); the next run will"
         );
     } else if !report.interrupted {
         progress.stage(&Stage::Publishing);
-        let paths: Option<Vec<String>> = match mode {
-            _ if !store.index_root().join("config.json").exists() => None,
-            _ if publish_everything => None,
-            Mode::Full => None,
-            Mode::Selected => Some(options.crates.iter().map(index_path).collect()),
-            Mode::Incremental => Some(touched.into_iter().collect()),
+        let paths: Option<Vec<String>> = match (mode, &inline_published) {
+            // Whatever an earlier run left pending (or on a first publish), a full compare has
+            // offered or deferred every file of the index by now.
+            (Mode::Full, Some(inline)) => Some(
+                inline
+                    .deferred
+                    .iter()
+                    .cloned()
+                    // This run's removals were tombstoned after the compare published their
+                    // files: publish them again, keeping the removed versions listed.
+                    .chain(removed.iter().map(|(name, _)| index_path(name)))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
+            ),
+            _ if publish_everything || !store.index_root().join("config.json").exists() => None,
+            (Mode::Full, None) => None,
+            (Mode::Selected, _) => Some(options.crates.iter().map(index_path).collect()),
+            (Mode::Incremental, _) => Some(touched.into_iter().collect()),
         };
         let mut publish_options = PublishOptions::default();
         publish_options
@@ -314,6 +331,11 @@ pub fn sync(
         let published = publish(&store, &state, &source, paths.as_deref(), &publish_options)?;
         report.published_written = published.written;
         report.published_removed = published.removed;
+        if let (Mode::Full, Some(inline)) = (mode, &inline_published) {
+            report.published_written += inline.written;
+            report.published_removed +=
+                inline.removed + sweep_published(&store, &state, &inline.seen)?;
+        }
         // Caught up: with an earlier run's mark, this publish was a full one.
         state.remove_meta(meta::PUBLISH_PENDING)?;
     }

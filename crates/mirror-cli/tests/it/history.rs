@@ -444,3 +444,88 @@ fn yanked_versions_skipped_once_are_fetched_by_a_later_sync_without_the_flag() {
     assert_eq!(report["mode"], "incremental", "{report}");
     assert_eq!(report["downloaded"], 0, "{report}");
 }
+
+/// The published `index/` of the mirror, as path → content.
+fn published_tree(dest: &Path) -> std::collections::BTreeMap<String, String> {
+    let root = dest.join("index");
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().unwrap() != "config.json" {
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                out.insert(rel, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_full_compare_publishes_what_it_verified_and_sweeps_deleted_crates() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let mut reg = Registry::new();
+    reg.publish("a", "1.0.0", b"a 1.0.0");
+    reg.publish("bb", "0.1.0", b"bb 0.1.0, first upload");
+    reg.publish("ccc", "1.0.0", b"ccc 1.0.0");
+    reg.publish("dddd", "0.1.0", b"dddd 0.1.0");
+    reg.publish("gone", "1.0.0", b"gone 1.0.0");
+    reg.commit("base", false);
+    let (out, _) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dddd = reg
+        .dest()
+        .join("index")
+        .join(index_path(&CrateName::new("dddd").unwrap()));
+    let untouched = std::fs::metadata(&dddd).unwrap();
+
+    // A new version (downloaded, so its file is published after the download), a yank flip
+    // (published as it is read), a re-published checksum and a deleted crate.
+    reg.publish("a", "1.1.0", b"a 1.1.0");
+    reg.yank("ccc", "1.0.0");
+    reg.publish("bb", "0.1.0", b"bb 0.1.0, uploaded again");
+    reg.delete("gone");
+    reg.commit("changes", false);
+    let (out, full) = reg.sync(&["--full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(full["mode"], "full");
+    assert_eq!(changes(&full), expect([4, 2, 1, 1, 0, 1, 1, 0]));
+    // a, bb and ccc rewritten; dddd left as it was; gone's file kept (the mirror keeps
+    // the deleted crate until --prune).
+    assert_eq!(full["published_written"], 3, "{full}");
+    assert_eq!(full["published_removed"], 0, "{full}");
+    let now = std::fs::metadata(&dddd).unwrap();
+    assert_eq!(
+        (now.ino(), now.mtime_nsec()),
+        (untouched.ino(), untouched.mtime_nsec())
+    );
+
+    // Every version is verified now, so the published index is upstream's, byte for byte,
+    // and the deleted crate's file as it was published.
+    let gone = index_path(&CrateName::new("gone").unwrap());
+    let gone_before = std::fs::read_to_string(reg.dest().join("index").join(&gone)).unwrap();
+    let mut upstream = std::collections::BTreeMap::new();
+    for (name, _) in &reg.crates {
+        let path = index_path(&CrateName::new(name).unwrap());
+        let content = std::fs::read_to_string(reg.tree().join(&path)).unwrap();
+        upstream.insert(path, content);
+    }
+    let mut expected = upstream.clone();
+    expected.insert(gone.clone(), gone_before);
+    assert_eq!(published_tree(&reg.dest()), expected);
+
+    // --prune: a full compare again, and now the deleted crate leaves the published index.
+    let (out, pruned) = reg.sync(&["--full", "--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(pruned["pruned"], 1, "{pruned}");
+    assert_eq!(published_tree(&reg.dest()), upstream);
+}
