@@ -424,18 +424,6 @@ impl State {
         Ok(None)
     }
 
-    /// Whether `name` (in its published case) has any tombstone: its own, or one of a version.
-    pub fn has_tombstones(&self, name: &CrateName) -> Result<bool, Error> {
-        match self
-            .tombstones
-            .scan_prefix(record::crate_prefix(name))
-            .next()
-        {
-            Some(item) => item.map(|_| true).map_err(self.db_err()),
-            None => Ok(false),
-        }
-    }
-
     /// Every tombstone in key order; a crate's own tombstone comes before its versions'.
     pub fn tombstones(&self) -> Tombstones {
         Tombstones {

@@ -94,9 +94,11 @@ struct FileOutcome {
 ///
 /// - A file is written (temp file, fsync, rename) only when its content changed, so unchanged
 ///   files keep their `ETag` and mtime and a publish that changes nothing writes nothing.
-/// - Versions removed upstream that the mirror keeps (tombstoned, still verified: not pruned)
-///   stay listed, after the upstream lines, with the bytes they were published with; a crate
-///   deleted upstream keeps its file for them. `sync --prune` [`retract`]s them.
+/// - Versions removed upstream that the mirror keeps (still verified: not pruned) stay listed,
+///   after the upstream lines, with the bytes they were published with; a crate deleted
+///   upstream keeps its file for them. `sync --prune` [`retract`]s them. A kept version that is
+///   retracted (found corrupt by verify) is not offered again, since upstream has no line for
+///   it any more.
 /// - A file left with no line is deleted. With `paths` `None`, every published index file the
 ///   source no longer has is unpublished the same way.
 /// - `config.json` is `{"dl": "{base}/crates/{lowerprefix}/{crate}/{crate}-{version}.crate"}`:
@@ -265,6 +267,8 @@ pub fn republish(dest: &Path, options: &PublishOptions) -> Result<PublishReport,
     let user_agent = FetchSettings::default().full_user_agent();
     let source = Source::open_local(&src, &store.index_dir(), &user_agent)?;
     let report = publish(&store, &state, &source, None, options)?;
+    // A full publish: whatever an interrupted run left unpublished is caught up.
+    state.remove_meta(meta::PUBLISH_PENDING)?;
     state.flush()?;
     Ok(report)
 }
@@ -415,37 +419,50 @@ fn publish_file(store: &Store, state: &State, file: &IndexFile) -> Result<FileOu
             outcome.left_out += 1;
         }
     }
-    // Versions removed upstream but kept (tombstoned, not pruned) stay listed after the
-    // upstream lines, in the order they were published before.
-    let tombstoned = match file.entries.first() {
-        Some(entry) => state.has_tombstones(entry.name())?,
-        None => true,
-    };
-    if tombstoned {
-        let upstream: HashSet<&str> = file.entries.iter().map(|e| e.vers().as_str()).collect();
-        let (kept, count) = kept_removed_lines(store, state, &file.path, &upstream)?;
-        lines.extend_from_slice(&kept);
-        outcome.versions += count;
-    }
-    write_lines(store, &file.path, &lines, &mut outcome)?;
+    let upstream: HashSet<&str> = file.entries.iter().map(|e| e.vers().as_str()).collect();
+    put_published(store, state, &file.path, lines, &upstream, &mut outcome)?;
     Ok(outcome)
 }
 
-/// Puts `lines` (the verified lines of the index file at `path`) in place: written when they
-/// changed, the published file deleted when there are none.
-fn write_lines(
+/// Puts the published `index/{path}` in place: `lines` (upstream's verified lines, in upstream
+/// order), then the lines of the file published now for versions upstream does not list
+/// (`upstream` names those it lists) that the state still records verified with the same
+/// checksum, in the order they were published: a mirror keeps what upstream deleted (a crate
+/// deleted, a takedown) until `sync --prune` [`retract`]s it. Written only when the content
+/// changed; deleted when it is empty.
+///
+/// The published file is read to compare anyway; it is parsed only when it differs from
+/// `lines`, so an unchanged file costs one read.
+fn put_published(
     store: &Store,
+    state: &State,
     path: &str,
-    lines: &[u8],
+    mut lines: Vec<u8>,
+    upstream: &HashSet<&str>,
     outcome: &mut FileOutcome,
 ) -> Result<(), Error> {
+    let current = read_published(&store.index_root(), path)?;
+    if let Some(current) = &current
+        && *current != lines
+    {
+        let published = IndexFile::parse(path, current);
+        for entry in &published.entries {
+            if !upstream.contains(entry.vers().as_str()) && is_verified(state, entry)? {
+                lines.extend_from_slice(entry.raw());
+                lines.push(b'\n');
+                outcome.versions += 1;
+            }
+        }
+    }
     if lines.is_empty() {
         outcome.removed = remove_published(&store.index_root(), path)?;
         return Ok(());
     }
     outcome.published = true;
-    let rel = Path::new("index").join(path);
-    outcome.written = write_if_changed(store, &rel, lines)?;
+    if current.as_deref() != Some(lines.as_slice()) {
+        store.write_atomic(&Path::new("index").join(path), &lines)?;
+        outcome.written = true;
+    }
     Ok(())
 }
 
@@ -531,20 +548,10 @@ impl<'a> InlinePublisher<'a> {
                         lines.extend_from_slice(entry.raw());
                         lines.push(b'\n');
                     }
-                    // Versions removed upstream in an earlier run and kept stay listed, as in
-                    // `publish_file`. (This run's removals are tombstoned after the compare;
-                    // the sync publishes their files again then.)
-                    if let Some(entry) = file.entries.first()
-                        && state.has_tombstones(entry.name())?
-                    {
-                        let upstream: HashSet<&str> =
-                            file.entries.iter().map(|e| e.vers().as_str()).collect();
-                        lines.extend_from_slice(
-                            &kept_removed_lines(store, state, &file.path, &upstream)?.0,
-                        );
-                    }
+                    let upstream: HashSet<&str> =
+                        file.entries.iter().map(|e| e.vers().as_str()).collect();
                     let mut outcome = FileOutcome::default();
-                    write_lines(store, &file.path, &lines, &mut outcome)?;
+                    put_published(store, state, &file.path, lines, &upstream, &mut outcome)?;
                     Ok(outcome)
                 })
                 .collect()
@@ -600,46 +607,20 @@ fn is_verified(state: &State, entry: &IndexEntry) -> Result<bool, Error> {
         .is_some_and(|r| matches!(r.status, Status::Verified { .. }) && r.cksum == *entry.cksum()))
 }
 
-/// The lines of the published `index/{path}` to keep although upstream does not list them (any
-/// more): versions removed upstream, tombstoned, that the mirror still holds verified with the
-/// same checksum. A mirror keeps what upstream deleted until `sync --prune` says otherwise.
-/// `upstream` names the versions upstream lists, which are published from upstream's lines.
-/// Returns the lines and how many there are.
-fn kept_removed_lines(
-    store: &Store,
-    state: &State,
-    path: &str,
-    upstream: &HashSet<&str>,
-) -> Result<(Vec<u8>, u64), Error> {
-    let Some(published) = read_published(&store.index_root(), path)? else {
-        return Ok((Vec::new(), 0));
-    };
-    let file = IndexFile::parse(path, &published);
-    let (mut kept, mut count) = (Vec::new(), 0);
-    for entry in &file.entries {
-        if upstream.contains(entry.vers().as_str()) {
-            continue;
-        }
-        if state.tombstone_for(entry.name(), entry.vers())?.is_some() && is_verified(state, entry)?
-        {
-            kept.extend_from_slice(entry.raw());
-            kept.push(b'\n');
-            count += 1;
-        }
-    }
-    Ok((kept, count))
-}
-
-/// For an index file upstream no longer has (the crate was deleted): keeps only the lines
-/// [`kept_removed_lines`] keeps, or deletes the file when there are none. Returns whether it
-/// deleted the file.
+/// For an index file upstream no longer has (the crate was deleted): keeps the lines
+/// [`put_published`] keeps, or deletes the file when there are none. Returns whether it deleted
+/// the file.
 fn unpublish_deleted(store: &Store, state: &State, path: &str) -> Result<bool, Error> {
-    let (kept, _) = kept_removed_lines(store, state, path, &HashSet::new())?;
-    if kept.is_empty() {
-        return remove_published(&store.index_root(), path);
-    }
-    write_if_changed(store, &Path::new("index").join(path), &kept)?;
-    Ok(false)
+    let mut outcome = FileOutcome::default();
+    put_published(
+        store,
+        state,
+        path,
+        Vec::new(),
+        &HashSet::new(),
+        &mut outcome,
+    )?;
+    Ok(outcome.removed)
 }
 
 /// Writes `bytes` to `rel` atomically unless the file there already holds exactly them. Returns

@@ -56,7 +56,7 @@ enum Kind {
         runtime: tokio::runtime::Runtime,
         /// Every crate fetched so far (`None`: not in the index). A sync reads its crates to
         /// plan and again to publish; the second read must not cost another request each.
-        fetched: Mutex<HashMap<CrateName, Option<IndexFile>>>,
+        fetched: Mutex<HashMap<String, Option<IndexFile>>>,
     },
 }
 
@@ -65,9 +65,11 @@ impl Source {
     /// the bare repository `git_dir`; `interrupt` stops a long clone or fetch early (with an
     /// error). `user_agent` is sent with sparse index requests.
     ///
-    /// A sparse index keeps the files it fetched, with their `ETag` and `Last-Modified`, in
-    /// `sparse-cache` beside `git_dir` (`.mirror/sparse-cache` in a mirror), so reading an
-    /// unchanged crate again costs one conditional request answered `304 Not Modified`.
+    /// A sparse index keeps the files it fetched, with their `ETag` and `Last-Modified`, in a
+    /// folder of its own (named after its URL) under `sparse-cache` beside `git_dir`
+    /// (`.mirror/sparse-cache` in a mirror), so reading an unchanged crate again costs one
+    /// conditional request answered `304 Not Modified`. Within one `Source`, each crate is
+    /// fetched at most once: reading it again is served from memory.
     pub fn open(
         src: &str,
         git_dir: &Path,
@@ -93,7 +95,10 @@ impl Source {
                     .build()
                     .map_err(|e| Error::Runtime { source: e })?;
                 let mut options = SparseOptions::new(user_agent);
-                options.cache_dir = git_dir.parent().map(|dir| dir.join(SPARSE_CACHE));
+                // One folder per index URL: validators of one server mean nothing to another.
+                options.cache_dir = git_dir
+                    .parent()
+                    .map(|dir| dir.join(SPARSE_CACHE).join(url_folder(url.as_str())));
                 let index = SparseIndex::new(&url, options)?;
                 Kind::Sparse {
                     index,
@@ -263,17 +268,18 @@ impl Source {
 /// them to `sink` in the order given.
 async fn read_sparse(
     index: &SparseIndex,
-    fetched: &Mutex<HashMap<CrateName, Option<IndexFile>>>,
+    fetched: &Mutex<HashMap<String, Option<IndexFile>>>,
     crates: &[CrateName],
     sink: &mut dyn FnMut(IndexFile),
 ) -> Result<ReadStats, Error> {
     let limit = Arc::new(tokio::sync::Semaphore::new(SPARSE_CONCURRENCY));
     let mut tasks = Vec::with_capacity(crates.len());
     for name in crates {
+        // By index path: `Inflector` and `inflector` are one file.
         let known = fetched
             .lock()
             .expect("no panics while the lock is held")
-            .get(name)
+            .get(&mirror_index::index_path(name))
             .cloned();
         if let Some(known) = known {
             tasks.push(Err(known));
@@ -297,7 +303,7 @@ async fn read_sparse(
                 fetched
                     .lock()
                     .expect("no panics while the lock is held")
-                    .insert(name.clone(), file.clone());
+                    .insert(mirror_index::index_path(name), file.clone());
                 file
             }
         };
@@ -312,6 +318,13 @@ async fn read_sparse(
         }
     }
     Ok(stats)
+}
+
+/// A folder name for the cache of the sparse index at `url`: 16 hex digits of its SHA-256.
+fn url_folder(url: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The crate whose index file belongs at `path` (`se/rd/serde`), if `path` is exactly where an

@@ -340,9 +340,10 @@ pub fn sync(
         state.remove_meta(meta::PUBLISH_PENDING)?;
     }
 
-    // The sync marker only moves when the whole index is mirrored: never past a failure.
-    if report.failed == 0
-        && !report.interrupted
+    // The sync marker only moves when the whole index is mirrored: never past a failure, nor
+    // past downloads a local failure kept from starting.
+    let complete = report.failed == 0 && !report.interrupted && stopped.is_none();
+    if complete
         && options.crates.is_empty()
         && let Some((_, tip)) = source.git_tips()
     {
@@ -359,7 +360,9 @@ pub fn sync(
         if mode == Mode::Full && !report.interrupted {
             state.set_last_full_compare_unix(now_unix())?;
             state.set_meta(meta::LAST_FULL_SYNC_COUNT, &count.to_string())?;
-            if report.failed == 0 {
+            // Damage an earlier verify found is mended only if this compare covered it all:
+            // yanked versions skipped may be among it.
+            if complete && !options.skip_yanked {
                 state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
             }
         }

@@ -190,6 +190,17 @@ pub fn verify(
                 }
             };
             tracing::warn!(name = %check.name, vers = %check.vers, kind, "{message}");
+            // In this order, so that a verify killed at any point leaves nothing that lies: the
+            // next sync compares everything (an incremental one reads only the index files that
+            // changed upstream, and would never look at this version again), the published
+            // index stops offering it, and only then does the state stop claiming it.
+            if broken.is_empty() {
+                state.set_meta(
+                    meta::FULL_COMPARE_NEEDED,
+                    "verify found versions missing or corrupt",
+                )?;
+            }
+            crate::retract(&store, &[(check.name.clone(), check.vers.clone())])?;
             state.mark_failed(&check.name, &check.vers, check.cksum, kind, &message)?;
             broken.push((
                 Work {
@@ -202,16 +213,13 @@ pub fn verify(
         }
     }
 
-    // The published index must not offer what is not intact: out with the broken versions now;
-    // a repair or the next sync brings them back.
+    // Retracted from the published index as they were found; a repair or the next sync brings
+    // them back.
     let retracted: Vec<(CrateName, Version)> = broken
         .iter()
         .map(|(w, _)| (w.name.clone(), w.vers.clone()))
         .collect();
-    crate::retract(&store, &retracted)?;
     if !broken.is_empty() {
-        // An incremental sync reads only the index files that changed upstream, so it would
-        // never look at these versions again: the next sync compares everything.
         state.set_meta(
             meta::FULL_COMPARE_NEEDED,
             &format!("verify found {} versions missing or corrupt", broken.len()),
@@ -254,7 +262,6 @@ pub fn verify(
     }
 
     if options.repair && !broken.is_empty() && !report.interrupted {
-        let broken_count = broken.len() as u64;
         if republish.is_empty() {
             state.set_meta(meta::PUBLISH_PENDING, "verify is repairing")?;
         }
@@ -268,9 +275,8 @@ pub fn verify(
             interrupt,
             &mut report,
         )?;
-        if report.repaired == broken_count {
-            state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
-        }
+        // The mark stays even when every repair succeeded: only a full compare without
+        // failures proves that nothing else an earlier verify found is still broken.
     }
     if !republish.is_empty() {
         republish_crates(&store, &state, options, republish, pending_at_start)?;

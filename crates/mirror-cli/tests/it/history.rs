@@ -529,3 +529,43 @@ fn a_full_compare_publishes_what_it_verified_and_sweeps_deleted_crates() {
     assert_eq!(pruned["pruned"], 1, "{pruned}");
     assert_eq!(published_tree(&reg.dest()), upstream);
 }
+
+/// A crate deleted upstream stays offered by the published index until `--prune`, whatever
+/// publishes first: here `mirror-cli publish` after a dry run fetched the new tip, before any
+/// sync recorded the removal.
+#[test]
+fn a_deleted_crate_stays_published_until_prune_whoever_publishes() {
+    let mut reg = Registry::new();
+    reg.publish("keep", "1.0.0", b"keep 1.0.0");
+    reg.publish("gone", "1.0.0", b"gone 1.0.0");
+    reg.publish("gone", "1.1.0", b"gone 1.1.0");
+    reg.commit("base", false);
+    let (out, _) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(published(&reg.dest(), "gone").len(), 2);
+
+    reg.delete("gone");
+    reg.commit("gone deleted", false);
+    let dest = reg.dest();
+    let dest = dest.to_str().unwrap();
+    let cache = reg.tmp.path().join("cache");
+    let out = crate::run(&cache, &["sync", "--dest", dest, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = crate::run(&cache, &["publish", "--dest", dest]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(published(&reg.dest(), "gone").len(), 2);
+
+    let (out, s) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s["removed_upstream"], 2, "{s}");
+    assert_eq!(published(&reg.dest(), "gone").len(), 2);
+    let (out, s) = reg.sync(&["--full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(published(&reg.dest(), "gone").len(), 2, "{s}");
+
+    let (out, s) = reg.sync(&["--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s["pruned"], 2, "{s}");
+    assert!(published(&reg.dest(), "gone").is_empty());
+    assert_eq!(published(&reg.dest(), "keep").len(), 1);
+}

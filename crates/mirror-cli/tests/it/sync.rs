@@ -2,6 +2,7 @@
 //! read over `file://`, its crate files served by the testkit registry over HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -798,19 +799,41 @@ fn a_sync_killed_at_random_moments_always_converges() {
 fn ctrl_c_stops_cleanly_and_the_next_run_resumes() {
     let f = Fixture::new();
     let n = f.registry.versions.len() as u64;
-    let child = f
+    let mut child = f
         .sync_command(&["--rate", "30", "--jobs", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Long enough for a progress line (every 5 s off a terminal), well short of the 10 s the
-    // whole fixture takes at 30 versions/s.
-    std::thread::sleep(Duration::from_millis(5600));
+    // Interrupted once it logged a progress line (every 5 s off a terminal) while downloading,
+    // well before the 10 s the whole fixture takes at 30 versions/s.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut line = String::new();
+        let read = err.read_line(&mut line).unwrap();
+        assert!(read > 0, "sync ended without a progress line:\n{log}");
+        log.push_str(&line);
+        if line.starts_with("downloading: ") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress line:\n{log}"
+        );
+    }
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        err.read_to_string(&mut rest).unwrap();
+        rest
+    });
+    let mut out = child.wait_with_output().unwrap();
+    log.push_str(&rest.join().unwrap());
+    out.stderr = log.into_bytes();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report = summary(&out);
     assert_eq!(report["interrupted"], Value::Bool(true));

@@ -285,8 +285,10 @@ fn removes_files_with_no_verified_line_left_and_crates_gone_upstream() {
     std::fs::create_dir_all(s.store.index_root().join("zz")).unwrap();
     std::fs::write(s.store.index_root().join("zz/notes.txt"), "x").unwrap();
 
-    // `a` was deleted upstream; `bc` lost its only verified version (verify found it corrupt).
+    // `a` was deleted upstream and pruned (its record forgotten: a deleted crate still verified
+    // stays offered); `bc` lost its only verified version (verify found it corrupt).
     std::fs::remove_file(s.upstream().join("1/a")).unwrap();
+    s.state.remove(&n("a"), &v("1.0.0")).unwrap();
     s.state
         .mark_failed(&n("bc"), &v("1.0.0"), sum(2), "corrupt", "hash mismatch")
         .unwrap();
@@ -327,7 +329,7 @@ fn given_paths_touch_only_those_files() {
     let report = s.publish(Some(&paths), None);
     assert_eq!(
         (report.files_read, report.written, report.removed),
-        (1, 1, 1)
+        (1, 1, 0)
     );
     assert_eq!(s.published("1/a").unwrap().lines().count(), 2);
     assert_eq!(
@@ -335,7 +337,17 @@ fn given_paths_touch_only_those_files() {
         1,
         "not asked for"
     );
-    assert!(s.published("1/c").is_none(), "gone upstream");
+    // Gone upstream, but the mirror still holds it verified: still offered, with its line as
+    // published.
+    assert_eq!(
+        s.published("1/c").unwrap(),
+        String::from_utf8(file(&[&line("c", "1.0.0", 3, "")])).unwrap()
+    );
+    // Once the record is gone (what `sync --prune` does, after retracting), so is the file.
+    s.state.remove(&n("c"), &v("1.0.0")).unwrap();
+    let report = s.publish(Some(&paths), None);
+    assert_eq!((report.written, report.removed), (0, 1));
+    assert!(s.published("1/c").is_none(), "pruned");
 }
 
 #[test]
