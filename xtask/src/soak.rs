@@ -1392,6 +1392,7 @@ figures of the last soak. The quick cases are tests (`cargo nextest run`); the l
 ## The last soak
 
 Command: `cargo xtask soak --sync-kills {} --verify-kills {} --rate {} --jobs {} --seed {}`
+
 Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the debug build.
 
 {table}
