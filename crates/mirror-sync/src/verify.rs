@@ -235,8 +235,10 @@ pub fn verify(
         }
     }
 
+    // Set when a repair stopped on a local failure (a full disk).
+    let mut stopped = None;
     if options.repair && !broken.is_empty() && !report.interrupted {
-        repair(
+        stopped = repair(
             broken,
             &retracted,
             &store,
@@ -248,7 +250,16 @@ pub fn verify(
         )?;
     }
     report.interrupted |= interrupt.is_triggered();
-    state.flush()?;
+    match (state.flush(), stopped) {
+        (Ok(()), _) => {}
+        // After a local failure the state may be unable to write; the report still says what
+        // was found and repaired, and records that did not reach the disk are of files in
+        // place, which the next sync adopts.
+        (Err(e), Some(why)) => {
+            tracing::error!("cannot save the state after the local failure ({why}): {e}");
+        }
+        (Err(e), None) => return Err(e.into()),
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -283,7 +294,8 @@ fn check_one(store: &Store, check: &Check) -> Verdict {
     }
 }
 
-/// Moves corrupt files to quarantine and downloads the broken versions again.
+/// Moves corrupt files to quarantine and downloads the broken versions again. Returns why the
+/// downloads stopped early when the mirror's own disk or state failed (such as a full disk).
 #[allow(
     clippy::too_many_arguments,
     reason = "one private call site; the pieces are all different"
@@ -297,7 +309,7 @@ fn repair(
     progress: &dyn Progress,
     interrupt: &Interrupt,
     report: &mut VerifyReport,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let dl = state.get_meta(meta::DL)?.ok_or_else(|| {
         Error::Config(
             "cannot repair: the mirror has no download template recorded (run a sync first)"
@@ -334,13 +346,20 @@ fn repair(
     let downloaded = rt.block_on(download_all(
         work, &fetcher, store, state, progress, interrupt,
     ));
+    report.repaired = downloaded.done;
+    report.failures = downloaded.failures;
+    report.interrupted |= downloaded.interrupted;
+    if let Some(why) = downloaded.stopped {
+        // Publishing would write to the same, likely full, disk and turn a report into a fatal
+        // error; the published index still lists only verified versions, and the next sync or
+        // repair brings the repaired ones back into it.
+        tracing::error!("the repair stopped early: {why}; not publishing the index");
+        return Ok(Some(why));
+    }
     if let Some(template) = fetcher.learned_template() {
         state.set_cdn_template(template.as_str())?;
         state.set_meta(meta::CDN_FOR_DL, dl.as_str())?;
     }
-    report.repaired = downloaded.done;
-    report.failures = downloaded.failures;
-    report.interrupted |= downloaded.interrupted;
 
     // Offer the repaired versions again, from the index clone as it was synced (no fetch).
     if report.repaired > 0 && store.index_root().join("config.json").exists() {
@@ -364,5 +383,5 @@ fn repair(
             crate::publish(store, state, &source, Some(&paths), &publish_options)?;
         }
     }
-    Ok(())
+    Ok(None)
 }
