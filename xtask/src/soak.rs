@@ -1488,8 +1488,9 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
 - Two processes on one mirror: `a_second_sync_process_is_refused_while_the_first_runs` (two real
   `sync` processes; the second exits 2 naming the first's pid) and
   `a_second_process_on_the_same_mirror_is_refused_with_exit_2`.
-- Full disk: `a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes` (a tmpfs;
-  needs root, and fails rather than skips without it).
+- Full disk: `a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes` and
+  `a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_room` (a tmpfs;
+  they need root, and fail rather than skip without it).
 - Fetch faults and hostile servers: `crates/mirror-fetch/tests/it/` (`faults.rs`, `hostile.rs`
   for endless bodies, bodies longer than declared and gzip bombs, `verify.rs` for slow drips and
   size limits, `redirects.rs` for redirect loops and odd schemes).
@@ -1502,6 +1503,9 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
   made just before the disk filled may not reach the disk, and `status` and `verify` fail with
   the disk-full error until there is room. Nothing is lost: the files are in place and the next
   sync hashes and adopts them; until then `verify` lists them as unexpected files.
+- A version that `verify` marks failed (missing or corrupt) after a clean sync is not retried by
+  a plain incremental sync of an unchanged index: the sync reads no index file, so it never looks
+  at that version. `verify --repair` (or `sync --full`) mends it.
 - The CLI's size limit is fixed at 1 GiB, so an endless body costs up to 1 GiB of download and
   temp file before it is cut; the soak checks endless bodies through the library with a small
   limit.
