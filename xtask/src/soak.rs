@@ -8,6 +8,8 @@
 //!    under `crates/` is corrupt or unknown (a temp file, a partial file), and no verified record
 //!    of the state names a file that is missing or fails its checksum. `verify` runs against a
 //!    mirror damaged on purpose (files flipped, cut or deleted), so it has repairs to be killed in.
+//!    Every third sync kill aims at a short stage: just after publishing starts (publishing and
+//!    the closing state writes), or while files left without records are adopted.
 //!    Each cycle ends with a clean sync and verify that must converge to the complete mirror.
 //! 2. **Faults.** Every fault class of the testkit server at a combined rate over 40%, then the
 //!    server stopped in the middle of a sync and restarted on the same port seconds later. The
@@ -93,6 +95,8 @@ struct Figures {
     checks: u32,
     /// Files damaged on purpose for `verify` to find.
     damaged: u32,
+    /// Times the state was deleted under a partial mirror, so the next sync adopts its files.
+    states_lost: u32,
     /// Crash cycles that converged to the complete verified mirror.
     cycles: u32,
     /// Faults the server applied, by kind.
@@ -373,7 +377,18 @@ impl Soak {
     }
 
     /// Runs `command` and SIGKILLs it after `delay` unless it ended first.
-    fn run_killed(&self, mut command: Command, delay: Duration) -> anyhow::Result<End> {
+    fn run_killed(&self, command: Command, delay: Duration) -> anyhow::Result<End> {
+        self.run_killed_at(command, None, delay)
+    }
+
+    /// Runs `command` and SIGKILLs it `delay` after it announced `stage` on stderr (or after
+    /// `delay` from its start, when `stage` is `None`), unless it ended first.
+    fn run_killed_at(
+        &self,
+        mut command: Command,
+        stage: Option<&str>,
+        delay: Duration,
+    ) -> anyhow::Result<End> {
         let log = self.work.join("child.stderr");
         let started = Instant::now();
         let mut child = command
@@ -383,13 +398,20 @@ impl Soak {
             .context("starting mirror-cli")?;
         // stdout is only read once the child ended; the JSON summary is one line, far below a
         // pipe's buffer, so the child never blocks on it.
+        let mut from = stage.is_none().then_some(started);
         loop {
             if child.try_wait()?.is_some() {
                 let mut output = child.wait_with_output()?;
                 output.stderr = std::fs::read(&log)?;
                 return Ok(End::Exited { output });
             }
-            if started.elapsed() >= delay {
+            if let (None, Some(stage)) = (from, stage) {
+                let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+                if stderr.lines().any(|line| line.starts_with(stage)) {
+                    from = Some(Instant::now());
+                }
+            }
+            if from.is_some_and(|from| from.elapsed() >= delay) {
                 child.kill().context("killing mirror-cli")?;
                 child.wait()?;
                 let stderr = std::fs::read_to_string(&log).unwrap_or_default();
@@ -549,7 +571,25 @@ impl Soak {
             // Over the whole length of a first sync and a little beyond, so that kills also land
             // at its very end (publishing, the final state writes).
             let delay = Duration::from_millis((self.rng.unit() * 1.15 * sync_ms as f64) as u64);
-            match self.run_killed(self.sync_command(&[]), delay)? {
+            // Every third kill aims at a short stage a random delay rarely hits: publishing
+            // the index and the state writes that end a run, or adopting files found in place
+            // without records (made by losing the state, as a disk failure could).
+            let (stage, delay) = match self.figures.sync_kills % 6 {
+                2 => (
+                    Some("publishing the index"),
+                    Duration::from_millis(self.rng.next_u64() % 60),
+                ),
+                5 if in_cycle > 0 && self.dest.join("crates").exists() => {
+                    std::fs::remove_dir_all(self.dest.join(".mirror/state"))?;
+                    self.figures.states_lost += 1;
+                    (
+                        Some("hashing files left in place"),
+                        Duration::from_millis(self.rng.next_u64() % 400),
+                    )
+                }
+                _ => (None, delay),
+            };
+            match self.run_killed_at(self.sync_command(&[]), stage, delay)? {
                 End::Killed { stage } => {
                     self.figures.sync_kills += 1;
                     in_cycle += 1;
@@ -688,13 +728,17 @@ impl Soak {
                 self.figures.max_per_second.1 = limit;
             }
         }
+        Ok(())
+    }
+
+    /// Counts the faults the server applied to `requests`.
+    fn count_faults(&mut self, requests: &[RequestRecord]) {
         for record in requests {
             if let Some(fault) = &record.fault {
                 *self.figures.faults.entry(fault_name(fault)).or_default() += 1;
             }
         }
         self.figures.fault_requests += requests.len() as u64;
-        Ok(())
     }
 
     fn note_failures(&mut self, report: &Value) -> anyhow::Result<()> {
@@ -791,6 +835,7 @@ impl Soak {
         }
         let requests = self.server().requests();
         self.check_politeness(&requests)?;
+        self.count_faults(&requests);
         eprintln!(
             "    {runs} syncs at a fault rate of {:.0}%: {} requests, {} faults",
             total * 100.0,
@@ -1306,6 +1351,10 @@ impl Soak {
         );
         row("files damaged for verify to find", f.damaged.to_string());
         row(
+            "states deleted under a partial mirror (its files adopted)",
+            f.states_lost.to_string(),
+        );
+        row(
             "mirror checks (every file hashed, every record checked)",
             f.checks.to_string(),
         );
@@ -1317,7 +1366,7 @@ impl Soak {
         row(
             "faults injected",
             format!(
-                "{} of {} requests: {}",
+                "{} of {} requests of the fault phase's syncs: {}",
                 f.faults.values().sum::<u64>(),
                 f.fault_requests,
                 faults.join(", ")
@@ -1392,6 +1441,7 @@ figures of the last soak. The quick cases are tests (`cargo nextest run`); the l
 ## The last soak
 
 Command: `cargo xtask soak --sync-kills {} --verify-kills {} --rate {} --jobs {} --seed {}`
+
 Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the debug build.
 
 {table}
@@ -1400,11 +1450,14 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
 - **Crashes.** `mirror-cli sync` and `mirror-cli verify --repair` are SIGKILLed after a random
   delay drawn over the length of a whole sync (measured first), so kills land in every stage:
   the index update, downloads (each one a rename into `crates/` followed by a state write),
-  quarantines and repairs, publishing, the final state writes. After every kill the soak hashes
-  every file under `crates/` against the index checksum (a file under its final name is never
-  corrupt, and nothing else, such as a temp file, is ever there) and checks every verified record
-  of the state against the file it names (the state never claims a file that fails
-  verification). `verify` runs on a mirror damaged on purpose (bytes flipped, files cut or
+  quarantines and repairs, publishing, the final state writes. Every third `sync` kill aims at a
+  stage too short for a random delay to hit often: a few milliseconds after `publishing the index`
+  (publishing, then the state writes that end a run), or during `hashing files left in place`
+  after the state was deleted under a partial mirror (adoption writes a record per file). After
+  every kill the soak hashes every file under `crates/` against the index checksum (a file under
+  its final name is never corrupt, and nothing else, such as a temp file, is ever there) and
+  checks every verified record of the state against the file it names (the state never claims a
+  file that fails verification). `verify` runs on a mirror damaged on purpose (bytes flipped, files cut or
   deleted) so that it has quarantines, downloads and state writes to be killed in. Every cycle
   ends with a plain sync and verify that must give the complete verified mirror.
 - **Faults.** The testkit server draws a fault for over 40% of crate requests: 500, 502, 503 and
@@ -1435,8 +1488,9 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
 - Two processes on one mirror: `a_second_sync_process_is_refused_while_the_first_runs` (two real
   `sync` processes; the second exits 2 naming the first's pid) and
   `a_second_process_on_the_same_mirror_is_refused_with_exit_2`.
-- Full disk: `a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes` (a tmpfs;
-  needs root, and fails rather than skips without it).
+- Full disk: `a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes` and
+  `a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_room` (a tmpfs;
+  they need root, and fail rather than skip without it).
 - Fetch faults and hostile servers: `crates/mirror-fetch/tests/it/` (`faults.rs`, `hostile.rs`
   for endless bodies, bodies longer than declared and gzip bombs, `verify.rs` for slow drips and
   size limits, `redirects.rs` for redirect loops and odd schemes).

@@ -275,8 +275,18 @@ pub fn sync(
             downloads, &fetcher, &store, &state, progress, interrupt,
         ));
         if let Some(template) = fetcher.learned_template() {
-            state.set_cdn_template(template.as_str())?;
-            state.set_meta(meta::CDN_FOR_DL, dl.as_str())?;
+            let saved = state
+                .set_cdn_template(template.as_str())
+                .and_then(|()| state.set_meta(meta::CDN_FOR_DL, dl.as_str()));
+            match (saved, &downloaded.stopped) {
+                (Ok(()), _) => {}
+                // A state that cannot write (the disk filled up) must not hide the report; the
+                // template is learned again by the next run.
+                (Err(e), Some(why)) => tracing::error!(
+                    "cannot save the CDN template after the local failure ({why}): {e}"
+                ),
+                (Err(e), None) => return Err(e.into()),
+            }
         }
         report.downloaded = downloaded.done;
         report.downloaded_bytes = downloaded.bytes;

@@ -261,12 +261,14 @@ pub fn verify(
         }
     }
 
+    // Set when a repair stopped on a local failure (a full disk).
+    let mut stopped = None;
     if options.repair && !broken.is_empty() && !report.interrupted {
         if republish.is_empty() {
             state.set_meta(meta::PUBLISH_PENDING, "verify is repairing")?;
         }
         republish.extend(retracted.iter().map(|(name, _)| name.clone()));
-        repair(
+        stopped = repair(
             broken,
             &store,
             &state,
@@ -278,11 +280,22 @@ pub fn verify(
         // The mark stays even when every repair succeeded: only a full compare without
         // failures proves that nothing else an earlier verify found is still broken.
     }
-    if !republish.is_empty() {
+    // Not after a repair stopped by a local failure (`repair` says so): publishing would write
+    // to the same, likely full, disk. The pending mark makes the next sync publish everything.
+    if stopped.is_none() && !republish.is_empty() {
         republish_crates(&store, &state, options, republish, pending_at_start)?;
     }
     report.interrupted |= interrupt.is_triggered();
-    state.flush()?;
+    match (state.flush(), stopped) {
+        (Ok(()), _) => {}
+        // After a local failure the state may be unable to write; the report still says what
+        // was found and repaired, and records that did not reach the disk are of files in
+        // place, which the next sync adopts.
+        (Err(e), Some(why)) => {
+            tracing::error!("cannot save the state after the local failure ({why}): {e}");
+        }
+        (Err(e), None) => return Err(e.into()),
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
@@ -317,7 +330,8 @@ fn check_one(store: &Store, check: &Check) -> Verdict {
     }
 }
 
-/// Moves corrupt files to quarantine and downloads the broken versions again.
+/// Moves corrupt files to quarantine and downloads the broken versions again. Returns why the
+/// downloads stopped early when the mirror's own disk or state failed (such as a full disk).
 fn repair(
     broken: Vec<(Work, bool)>,
     store: &Arc<Store>,
@@ -326,7 +340,7 @@ fn repair(
     progress: &dyn Progress,
     interrupt: &Interrupt,
     report: &mut VerifyReport,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let dl = state.get_meta(meta::DL)?.ok_or_else(|| {
         Error::Config(
             "cannot repair: the mirror has no download template recorded (run a sync first)"
@@ -363,14 +377,21 @@ fn repair(
     let downloaded = rt.block_on(download_all(
         work, &fetcher, store, state, progress, interrupt,
     ));
+    report.repaired = downloaded.done;
+    report.failures = downloaded.failures;
+    report.interrupted |= downloaded.interrupted;
+    if let Some(why) = downloaded.stopped {
+        // Publishing would write to the same, likely full, disk and turn a report into a fatal
+        // error; the published index still lists only verified versions, and the next sync or
+        // repair brings the repaired ones back into it.
+        tracing::error!("the repair stopped early: {why}; not publishing the index");
+        return Ok(Some(why));
+    }
     if let Some(template) = fetcher.learned_template() {
         state.set_cdn_template(template.as_str())?;
         state.set_meta(meta::CDN_FOR_DL, dl.as_str())?;
     }
-    report.repaired = downloaded.done;
-    report.failures = downloaded.failures;
-    report.interrupted |= downloaded.interrupted;
-    Ok(())
+    Ok(None)
 }
 
 /// Offers the versions of `crates` that are verified again in the published index, read from

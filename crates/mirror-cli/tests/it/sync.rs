@@ -1034,3 +1034,68 @@ fn a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(count(&verify, "ok"), n);
 }
+
+/// `verify --repair` on a disk that fills up while it downloads: it stops with the disk-full
+/// error and its report (exit 1) instead of dying while it publishes, leaves nothing partial,
+/// and once there is room the same repair completes the mirror.
+#[test]
+fn a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_room() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let bytes: u64 = f.registry.versions.iter().map(|v| v.size).sum();
+    let _disk = Tmpfs::mount(&f.dest, bytes * 2);
+    let (out, _) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let store = f.store();
+    for v in f.registry.versions.iter().step_by(2) {
+        std::fs::remove_file(store.crate_path(v.name(), v.vers())).unwrap();
+    }
+    // Fill the disk, then give back a little: room for the state to open and a few repairs,
+    // not for all of them.
+    let filler = f.dest.join(".mirror/filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+    }
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len.saturating_sub(2 << 20))
+        .unwrap();
+
+    let (out, report) = f.verify(&["--repair"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("No space left"), "{text}");
+    let failures = report["failures"].as_array().unwrap();
+    assert!(failures.iter().any(|f| f["kind"] == "storage"), "{report}");
+    let missing = report["missing"].as_array().unwrap().len() as u64;
+    assert_eq!(missing, n.div_ceil(2), "{report}");
+    assert!(count(&report, "repaired") < missing, "{report}");
+    f.assert_files_are_verified_copies();
+    assert_eq!(
+        std::fs::read_dir(f.dest.join(".mirror/tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "temp files were left behind"
+    );
+
+    // With room again, the same repair finishes the job. (A plain sync would not: an
+    // incremental sync of an unchanged index does not look at versions verify marked failed.)
+    std::fs::remove_file(&filler).unwrap();
+    let (out, report) = f.verify(&["--repair"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(count(&report, "repaired") > 0, "{report}");
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+    let (out, _) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (out, verify) = f.verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&verify, "ok"), n);
+}
