@@ -11,9 +11,8 @@ use crate::fsutil::place;
 /// A crate file being written: a temp file in `.mirror/tmp` that becomes
 /// `crates/…/{name}-{vers}.crate` only through [`PendingCrate::commit`].
 ///
-/// Fill it as a [`Sink`] (reset truncates, write appends; bytes are buffered in memory up to a
-/// bound and written in large pieces). Commit only after the bytes were verified; dropping it
-/// uncommitted deletes the temp file.
+/// Fill it as a [`Sink`] (reset truncates, write appends). Commit only after the bytes were
+/// verified; dropping it uncommitted deletes the temp file.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -34,32 +33,16 @@ use crate::fsutil::place;
 /// ```
 #[derive(Debug)]
 pub struct PendingCrate {
-    /// The temp file; `None` only after a blocking write that held it was cancelled.
-    file: Option<std::fs::File>,
-    /// Bytes not yet written to the file (at most about [`WRITE_AT`]).
-    buf: Vec<u8>,
-    /// Bytes already in the file.
-    written: u64,
+    file: std::fs::File,
     temp: TempGuard,
     dest: PathBuf,
     root: PathBuf,
 }
 
-/// Bytes a download collects in memory before they go to its temp file. Every file operation is
-/// a trip to tokio's blocking pool and back (two thread wake-ups); writing each chunk of a body
-/// as it arrives made those trips, not the bytes, the cost of a download (see
-/// `docs/benchmarks.md`). With this buffer most crate files (a few KB to tens of KB) reach the
-/// disk in one write, inside the one blocking call of [`PendingCrate::commit`] that also syncs
-/// and renames them, and a large one in writes of this size. It bounds the memory of a download
-/// in flight.
-const WRITE_AT: usize = 256 * 1024;
-
 impl PendingCrate {
     pub(crate) fn new(file: std::fs::File, temp: PathBuf, dest: PathBuf, root: PathBuf) -> Self {
         PendingCrate {
-            file: Some(file),
-            buf: Vec::new(),
-            written: 0,
+            file,
             temp: TempGuard(Some(temp)),
             dest,
             root,
@@ -78,26 +61,21 @@ impl PendingCrate {
 
     /// Makes the file durable and moves it to its final path, returning that path.
     ///
-    /// Steps, in one blocking call: write what is still buffered and fsync the file; create
-    /// missing parent directories (syncing the parent of each new one); rename the temp file
-    /// over the final path (replacing any file there, which is how a repair replaces a corrupt
-    /// copy); fsync the parent directory. Once this returns, the file survives a power cut under
-    /// its final name. If it fails, the temp file is deleted and nothing appears under the final
-    /// name.
+    /// Steps, in one call on tokio's blocking pool: fsync the file; create missing parent
+    /// directories (syncing the parent of each new one); rename the temp file over the final
+    /// path (replacing any file there, which is how a repair replaces a corrupt copy); fsync the
+    /// parent directory. Once this returns, the file survives a power cut under its final name.
+    /// If it fails, the temp file is deleted and nothing appears under the final name.
     pub async fn commit(self) -> Result<PathBuf, Error> {
         let PendingCrate {
             file,
-            buf,
-            written: _,
             mut temp,
             dest,
             root,
         } = self;
         let temp_path = temp.path().to_owned();
-        let mut file = file.ok_or_else(|| Error::io("writing", &temp_path)(lost_file()))?;
         let (from, to) = (temp_path.clone(), dest.clone());
         tokio::task::spawn_blocking(move || {
-            file.write_all(&buf).map_err(Error::io("writing", &from))?;
             file.sync_all().map_err(Error::io("syncing", &from))?;
             // Close before renaming: required on Windows, harmless elsewhere.
             drop(file);
@@ -108,63 +86,29 @@ impl PendingCrate {
         temp.disarm();
         Ok(dest)
     }
-
-    /// Runs `op` on the file and the buffer in tokio's blocking pool.
-    async fn blocking<T: Send + 'static>(
-        &mut self,
-        op: impl FnOnce(&mut std::fs::File, &mut Vec<u8>) -> io::Result<T> + Send + 'static,
-    ) -> io::Result<T> {
-        let mut file = self.file.take().ok_or_else(lost_file)?;
-        let mut buf = std::mem::take(&mut self.buf);
-        let (file, buf, result) = tokio::task::spawn_blocking(move || {
-            let result = op(&mut file, &mut buf);
-            (file, buf, result)
-        })
-        .await
-        .map_err(io::Error::other)?;
-        self.file = Some(file);
-        self.buf = buf;
-        result
-    }
 }
 
-/// The error of an operation on a pending file whose earlier write was cancelled midway.
-fn lost_file() -> io::Error {
-    io::Error::other("the temp file was lost when an earlier write was cancelled")
-}
-
+/// Writes go straight to the temp file, on the calling task's thread, as each chunk arrives.
+///
+/// Writing a chunk into the page cache takes microseconds, as it does for curl; only the fsync
+/// in [`PendingCrate::commit`], which can take milliseconds on a disk, goes to the blocking pool.
+/// Sending every write there too (as `tokio::fs::File` does) cost two thread wake-ups per chunk
+/// and copied each chunk from another core's cache, and was most of what a download cost (see
+/// `docs/benchmarks.md`). When the kernel throttles writers under heavy writeback, the task
+/// waits here, which is the back-pressure a download wants anyway.
 impl Sink for PendingCrate {
     async fn reset(&mut self) -> io::Result<()> {
-        self.buf.clear();
-        if self.written > 0 {
-            self.blocking(|file, _| {
-                file.set_len(0)?;
-                file.rewind()?;
-                Ok(())
-            })
-            .await?;
-            self.written = 0;
-        }
+        self.file.set_len(0)?;
+        self.file.rewind()?;
         Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(chunk);
-        if self.buf.len() >= WRITE_AT {
-            let len = self.buf.len() as u64;
-            self.blocking(|file, buf| {
-                file.write_all(buf)?;
-                buf.clear();
-                Ok(())
-            })
-            .await?;
-            self.written += len;
-        }
-        Ok(())
+        self.file.write_all(chunk)
     }
 
-    /// Nothing to do: what is still buffered is written by [`PendingCrate::commit`], in the same
-    /// blocking call that syncs the file.
+    /// Nothing to do: writes are not buffered, and syncing is the job of
+    /// [`PendingCrate::commit`].
     async fn finish(&mut self) -> io::Result<()> {
         Ok(())
     }

@@ -52,8 +52,7 @@ async fn reset_truncates() {
 async fn large_bodies_are_written_whole_and_reset_truncates_what_reached_the_file() {
     let fx = Fixture::new();
     let (n, v) = (name("large"), vers("1.0.0"));
-    // Larger than what a pending file keeps in memory, in uneven chunks, so that some bytes
-    // reach the temp file before the commit.
+    // Megabytes in uneven chunks, reset after they reached the temp file.
     let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
     let mut pending = fx.store.begin(&n, &v).unwrap();
     for chunk in body.chunks(16_411) {
