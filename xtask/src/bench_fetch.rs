@@ -53,6 +53,13 @@ pub(crate) struct FetchArgs {
     /// the clients are measured and not the disk; else `target/bench`.
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Another `mirror-cli` binary to time like this build's (a build of an earlier commit, say),
+    /// for before-and-after numbers measured in the same run.
+    #[arg(long, value_name = "PATH")]
+    baseline_cli: Option<PathBuf>,
+    /// What to call `--baseline-cli` in the report.
+    #[arg(long, value_name = "TEXT", default_value = "the baseline build")]
+    baseline_label: String,
     /// Leave out the `mirror_fetch::Fetcher` row (the library alone, without store and state).
     #[arg(long)]
     no_fetcher: bool,
@@ -121,6 +128,10 @@ pub(crate) fn run(args: FetchArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out_dir {
         command.arg("--out-dir").arg(root.join(dir));
     }
+    if let Some(cli) = &args.baseline_cli {
+        command.arg("--baseline-cli").arg(root.join(cli));
+        command.arg("--baseline-label").arg(&args.baseline_label);
+    }
     for (set, flag) in [
         (args.no_fetcher, "--no-fetcher"),
         (args.profile, "--profile"),
@@ -164,6 +175,8 @@ impl CrateFile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Client {
     Sync,
+    /// `mirror-cli sync` of `--baseline-cli`.
+    Baseline,
     Fetcher,
     Curl,
 }
@@ -172,6 +185,7 @@ impl Client {
     fn label(self) -> &'static str {
         match self {
             Client::Sync => "sync",
+            Client::Baseline => "baseline",
             Client::Fetcher => "fetcher",
             Client::Curl => "curl",
         }
@@ -197,6 +211,7 @@ struct Setup<'a> {
     server: &'a Server,
     index: &'a Path,
     cli: &'a Path,
+    baseline: Option<&'a Path>,
     jobs: usize,
     ticks: f64,
     bench_dir: &'a Path,
@@ -254,15 +269,25 @@ fn bench(args: &FetchArgs) -> anyhow::Result<()> {
         server: &server,
         index: &index,
         cli: &cli,
+        baseline: args.baseline_cli.as_deref(),
         jobs,
         ticks: clock_ticks(),
         bench_dir: &bench_dir,
     };
 
-    let clients: Vec<Client> = [Client::Sync, Client::Fetcher, Client::Curl]
-        .into_iter()
-        .filter(|c| !(args.no_fetcher && *c == Client::Fetcher))
-        .collect();
+    let clients: Vec<Client> = [
+        Client::Sync,
+        Client::Baseline,
+        Client::Fetcher,
+        Client::Curl,
+    ]
+    .into_iter()
+    .filter(|c| match c {
+        Client::Baseline => args.baseline_cli.is_some(),
+        Client::Fetcher => !args.no_fetcher,
+        Client::Sync | Client::Curl => true,
+    })
+    .collect();
     let mut measured: Vec<Vec<Measure>> = vec![Vec::new(); clients.len()];
     // Run 0 is the unmeasured warm-up. The order rotates so that no client always goes first.
     for run in 0..=runs {
@@ -275,7 +300,12 @@ fn bench(args: &FetchArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("making an output directory in {}", out_dir.display()))?;
             sync();
             let m = match client {
-                Client::Sync => run_sync(&setup, out.path())?,
+                Client::Sync => run_sync(&setup, setup.cli, out.path())?,
+                Client::Baseline => run_sync(
+                    &setup,
+                    setup.baseline.expect("only with --baseline-cli"),
+                    out.path(),
+                )?,
                 Client::Fetcher => run_fetcher(&runtime, &setup, out.path())?,
                 Client::Curl => run_curl(&setup, out.path())?,
             };
@@ -307,7 +337,7 @@ fn bench(args: &FetchArgs) -> anyhow::Result<()> {
         }
     }
 
-    let mut report = report(&files, args.seed, large, jobs, runs, &clients, &measured);
+    let mut report = report(&files, args, large, jobs, runs, &clients, &measured);
     for (client, runs) in clients.iter().zip(&measured) {
         let all = runs
             .iter()
@@ -318,7 +348,7 @@ fn bench(args: &FetchArgs) -> anyhow::Result<()> {
             "Every run of {}, in seconds: {all}",
             client.label()
         ));
-        if *client == Client::Sync {
+        if matches!(client, Client::Sync | Client::Baseline) {
             let inner = runs
                 .iter()
                 .filter_map(|m| m.inner)
@@ -355,13 +385,14 @@ fn best(runs: &[Measure]) -> Measure {
 /// The results as a markdown table, with the goal checked.
 fn report(
     files: &[CrateFile],
-    seed: u64,
+    args: &FetchArgs,
     large: usize,
     jobs: usize,
     runs: usize,
     clients: &[Client],
     measured: &[Vec<Measure>],
 ) -> String {
+    let (seed, baseline_label) = (args.seed, &args.baseline_label);
     let total: u64 = files.iter().map(|f| f.size).sum();
     let mut sizes: Vec<u64> = files.iter().map(|f| f.size).collect();
     sizes.sort_unstable();
@@ -406,6 +437,10 @@ fn report(
                     format!("{ratio:.2}x"),
                 )
             }
+            Client::Baseline => (
+                format!("`mirror-cli sync --jobs {jobs}` of {baseline_label}"),
+                format!("{ratio:.2}x"),
+            ),
             Client::Fetcher => (
                 format!("`mirror_fetch::Fetcher` alone, {jobs} tasks into `tokio::fs::File`"),
                 format!("{ratio:.2}x"),
@@ -457,6 +492,12 @@ fn section(
     }
     if args.out_dir.is_some() {
         command.push_str(" --out-dir DIR");
+    }
+    if args.baseline_cli.is_some() {
+        command.push_str(&format!(
+            " --baseline-cli PATH --baseline-label {:?}",
+            args.baseline_label
+        ));
     }
     if args.no_fetcher {
         command.push_str(" --no-fetcher");
@@ -618,7 +659,7 @@ fn write_index(dir: &Path, base_url: &str, files: &[CrateFile]) -> anyhow::Resul
 /// Hashes on every core.
 fn check_outputs(files: &[CrateFile], client: Client, out: &Path) -> anyhow::Result<()> {
     let store = match client {
-        Client::Sync => Some(Store::open(&out.join("mirror"))?),
+        Client::Sync | Client::Baseline => Some(Store::open(&out.join("mirror"))?),
         Client::Fetcher | Client::Curl => None,
     };
     let path_of = |file: &CrateFile| match &store {
@@ -664,14 +705,14 @@ fn check_outputs(files: &[CrateFile], client: Client, out: &Path) -> anyhow::Res
 // The clients.
 
 /// `mirror-cli sync` into a fresh mirror at `out/mirror`, timed from spawn to exit.
-fn run_sync(setup: &Setup<'_>, out: &Path) -> anyhow::Result<Measure> {
-    let mut command = sync_command(setup, &out.join("mirror"));
+fn run_sync(setup: &Setup<'_>, cli: &Path, out: &Path) -> anyhow::Result<Measure> {
+    let mut command = sync_command(setup, cli, &out.join("mirror"));
     let cpu = self_cpu(setup.ticks).1;
     let server_cpu = setup.server.cpu(setup.ticks);
     let started = Instant::now();
     let output = command
         .output()
-        .with_context(|| format!("running {}", setup.cli.display()))?;
+        .with_context(|| format!("running {}", cli.display()))?;
     let wall = started.elapsed();
     let cpu = self_cpu(setup.ticks).1 - cpu;
     let server_cpu = server_cpu
@@ -710,8 +751,8 @@ fn run_sync(setup: &Setup<'_>, out: &Path) -> anyhow::Result<Measure> {
 }
 
 /// The `mirror-cli sync` command line of the benchmark, into the mirror at `dest`.
-fn sync_command(setup: &Setup<'_>, dest: &Path) -> Command {
-    let mut command = Command::new(setup.cli);
+fn sync_command(setup: &Setup<'_>, cli: &Path, dest: &Path) -> Command {
+    let mut command = Command::new(cli);
     command
         .arg("sync")
         .arg("--dest")
@@ -875,7 +916,7 @@ fn profile(args: &FetchArgs, setup: &Setup<'_>, out_dir: &Path) -> anyhow::Resul
         "==> perf record (cpu-clock) of one mirror-cli sync into {}",
         data.display()
     );
-    let sync = sync_command(setup, &out.path().join("mirror"));
+    let sync = sync_command(setup, setup.cli, &out.path().join("mirror"));
     let mut command = Command::new("perf");
     command
         .args(["record", "-e", "cpu-clock", "-F", "2000", "-g", "-o"])
