@@ -772,6 +772,16 @@ impl Summary<'_> {
             share * 100.0,
             mark(share >= 0.6),
         ));
+        let needed = 10.0 * sha;
+        out.push_str(&format!(
+            "The 10x goal asks for {needed:.0} MB/s here, {:.0}% of the SHA-NI limit: {}.\n",
+            needed / limit * 100.0,
+            if needed > limit {
+                "more than the cores can hash data already in their caches, so no verifier can meet it on this machine"
+            } else {
+                "within what the cores can hash"
+            }
+        ));
         if let Some(inner) = self.verify.inner {
             let rate = total as f64 / 1e6 / inner.as_secs_f64().max(1e-9);
             out.push_str(&format!(
@@ -902,7 +912,8 @@ pub(crate) fn print_perf_report(data: &Path) -> anyhow::Result<()> {
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         {
-            writeln!(stdout, "{line}")?;
+            // perf pads its columns to the terminal's width, and ends with empty ones.
+            writeln!(stdout, "{}", line.trim_end().trim_end_matches([' ', '-']))?;
         }
         writeln!(stdout)?;
     }
