@@ -779,7 +779,7 @@ impl Summary<'_> {
             if needed > limit {
                 "more than the cores can hash data already in their caches, so no verifier can meet it on this machine"
             } else {
-                "within what the cores can hash"
+                "a figure measured on data already in the CPU's caches, with no file to open, read and close"
             }
         ));
         if let Some(inner) = self.verify.inner {
