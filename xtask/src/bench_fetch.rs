@@ -542,7 +542,7 @@ How it is measured:
   SHA-256; its `config.json` points `dl` at the server's CDN path
   (`http://127.0.0.1:PORT/crates/{{crate}}/{{crate}}-{{version}}.crate`).
 - `mirror-cli sync --dest DIR --index INDEX --jobs {jobs} --rate {NO_RATE_LIMIT} --attempts 1
-  --json` is the release build, timed from spawn to exit, into a fresh mirror: reading the
+  --contact {CONTACT} --json` is the release build, timed from spawn to exit, into a fresh mirror: reading the
   index, planning against an empty state, every download hashed while it streams into a temp
   file, fsync, rename into `crates/…` (parent directories created and synced), each version
   recorded verified in the state, the published index written, the state flushed. Its JSON must
