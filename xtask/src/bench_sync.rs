@@ -26,7 +26,7 @@ use mirror_testkit::git;
 use mirror_testkit::server::{RegistryOptions, TestServer};
 use sha2::{Digest as _, Sha256};
 
-use crate::bench_fetch::Rng;
+use crate::bench_verify::Rng;
 
 /// Arguments of `cargo xtask bench sync`.
 #[derive(clap::Args)]

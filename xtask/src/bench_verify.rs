@@ -21,7 +21,7 @@ use mirror_state::{Batch, State, StateOptions};
 use mirror_store::Store;
 use sha2::{Digest as _, Sha256};
 
-use crate::bench_fetch::{Rng, clock_ticks, self_cpu, sync, tool_version};
+use crate::bench_fetch::{clock_ticks, self_cpu, sync, tool_version};
 
 /// Arguments of `cargo xtask bench verify`.
 #[derive(clap::Args)]
@@ -233,8 +233,10 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds `mirror-cli` in release and returns its path.
-fn release_cli(root: &Path) -> anyhow::Result<PathBuf> {
+/// Builds `mirror-cli` in release and returns the path of a private copy of it
+/// (`target/bench/bin/`): worktrees that share one target directory would otherwise swap the
+/// binary under a running benchmark when they build.
+pub(crate) fn release_cli(root: &Path) -> anyhow::Result<PathBuf> {
     eprintln!("==> cargo build --release -p mirror-cli");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
@@ -245,13 +247,50 @@ fn release_cli(root: &Path) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release -p mirror-cli failed ({status})");
     }
-    Ok(crate::bench::target_dir(root)
-        .join("release")
-        .join("mirror-cli"))
+    let target = crate::bench::target_dir(root);
+    let built = target.join("release").join("mirror-cli");
+    let bin = target.join("bench").join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    // Copies of benchmarks that are no longer running are garbage.
+    for entry in std::fs::read_dir(&bin)?.flatten() {
+        let name = entry.file_name();
+        if let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("mirror-cli-"))
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let copy = bin.join(format!("mirror-cli-{}", std::process::id()));
+    std::fs::copy(&built, &copy)
+        .with_context(|| format!("copying {} to {}", built.display(), copy.display()))?;
+    Ok(copy)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The mirror.
+
+/// SplitMix64: small, fast and the same everywhere, so the tree depends only on the seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Log-uniform in [lo, hi).
+    pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
+        (lo * (hi / lo).powf(self.unit())) as u64
+    }
+}
 
 /// The size of file `i` of `count`, `large` of which are 2–8 MB, spread evenly.
 fn size_of(i: usize, count: usize, large: usize, rng: &mut Rng) -> u64 {
@@ -274,7 +313,11 @@ fn size_of(i: usize, count: usize, large: usize, rng: &mut Rng) -> u64 {
 /// The names, versions and sizes of the mirror's files, from the seed: crates of 1–29 versions
 /// with random lowercase names (so they spread over the `{ab}/{cd}` directories as real names
 /// do), numbered to keep them unique.
-fn plan(count: usize, large: usize, seed: u64) -> anyhow::Result<Vec<(CrateName, Version, u64)>> {
+pub(crate) fn plan(
+    count: usize,
+    large: usize,
+    seed: u64,
+) -> anyhow::Result<Vec<(CrateName, Version, u64)>> {
     let mut rng = Rng(seed);
     let mut out = Vec::with_capacity(count);
     let mut krate = 0usize;
@@ -299,7 +342,7 @@ fn plan(count: usize, large: usize, seed: u64) -> anyhow::Result<Vec<(CrateName,
 }
 
 /// The random bytes of file `i`, like the gzip stream of a real `.crate`.
-fn content(seed: u64, i: usize, size: u64, body: &mut Vec<u8>) {
+pub(crate) fn content(seed: u64, i: usize, size: u64, body: &mut Vec<u8>) {
     let mut rng = Rng(seed ^ (i as u64).wrapping_mul(0xa076_1d64_78bd_642f));
     body.clear();
     body.reserve(size as usize);
@@ -341,7 +384,30 @@ fn mirror_files(
     std::fs::remove_dir_all(mirror).with_context(|| format!("removing {}", mirror.display()))?;
     let store = Store::open(mirror)?;
     let plan = plan(count, large, seed)?;
-    let sums: Vec<Mutex<Option<Checksum>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let sums = write_files(&plan, seed, &|name, vers| store.crate_path(name, vers))?;
+    let mut text = format!("{header}\n");
+    let mut files = Vec::with_capacity(count);
+    for ((name, vers, size), cksum) in plan.into_iter().zip(sums) {
+        text.push_str(&format!("{name}\t{vers}\t{size}\t{cksum}\n"));
+        files.push(CrateFile {
+            name,
+            vers,
+            size,
+            cksum,
+        });
+    }
+    std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))?;
+    Ok(files)
+}
+
+/// Writes file `i` of `plan` (its random bytes from `seed`, see [`content`]) at
+/// `path_of(name, vers)`, creating directories, on every core. Returns their SHA-256s in order.
+pub(crate) fn write_files(
+    plan: &[(CrateName, Version, u64)],
+    seed: u64,
+    path_of: &(dyn Fn(&CrateName, &Version) -> PathBuf + Sync),
+) -> anyhow::Result<Vec<Checksum>> {
+    let sums: Vec<Mutex<Option<Checksum>>> = (0..plan.len()).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let error = Mutex::new(None);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -356,7 +422,7 @@ fn mirror_files(
                             return Ok(());
                         };
                         content(seed, i, *size, &mut body);
-                        let path = store.crate_path(name, vers);
+                        let path = path_of(name, vers);
                         let dir = path.parent().expect("a crate file has a directory");
                         std::fs::create_dir_all(dir)
                             .with_context(|| format!("creating {}", dir.display()))?;
@@ -377,23 +443,14 @@ fn mirror_files(
     if let Some(e) = error.into_inner().expect("no panics while holding it") {
         return Err(e);
     }
-    let mut text = format!("{header}\n");
-    let mut files = Vec::with_capacity(count);
-    for ((name, vers, size), sum) in plan.into_iter().zip(sums) {
-        let cksum = sum
-            .into_inner()
-            .expect("no panics while holding it")
-            .expect("every file was written");
-        text.push_str(&format!("{name}\t{vers}\t{size}\t{cksum}\n"));
-        files.push(CrateFile {
-            name,
-            vers,
-            size,
-            cksum,
-        });
-    }
-    std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))?;
-    Ok(files)
+    Ok(sums
+        .into_iter()
+        .map(|sum| {
+            sum.into_inner()
+                .expect("no panics while holding it")
+                .expect("every file was written")
+        })
+        .collect())
 }
 
 fn parse_manifest(text: &str) -> anyhow::Result<Vec<CrateFile>> {
@@ -715,6 +772,16 @@ impl Summary<'_> {
             share * 100.0,
             mark(share >= 0.6),
         ));
+        let needed = 10.0 * sha;
+        out.push_str(&format!(
+            "The 10x goal asks for {needed:.0} MB/s here, {:.0}% of the SHA-NI limit: {}.\n",
+            needed / limit * 100.0,
+            if needed > limit {
+                "more than the cores can hash data already in their caches, so no verifier can meet it on this machine"
+            } else {
+                "a figure measured on data already in the CPU's caches, with no file to open, read and close"
+            }
+        ));
         if let Some(inner) = self.verify.inner {
             let rate = total as f64 / 1e6 / inner.as_secs_f64().max(1e-9);
             out.push_str(&format!(
@@ -817,6 +884,11 @@ fn profile(args: &VerifyArgs, exe: &Path, mirror: &Path, work: &Path) -> anyhow:
     if !status.success() {
         bail!("perf record failed ({status})");
     }
+    print_perf_report(&data)
+}
+
+/// Prints where a `perf record` spent its time: by binary or library, then by function.
+pub(crate) fn print_perf_report(data: &Path) -> anyhow::Result<()> {
     for sort in ["dso", "dso,symbol"] {
         let output = Command::new("perf")
             .args([
@@ -829,7 +901,7 @@ fn profile(args: &VerifyArgs, exe: &Path, mirror: &Path, work: &Path) -> anyhow:
                 "0.5",
             ])
             .args(["--sort", sort, "-i"])
-            .arg(&data)
+            .arg(data)
             .stderr(Stdio::null())
             .output()
             .context("running perf report")?;
@@ -840,7 +912,8 @@ fn profile(args: &VerifyArgs, exe: &Path, mirror: &Path, work: &Path) -> anyhow:
             .lines()
             .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         {
-            writeln!(stdout, "{line}")?;
+            // perf pads its columns to the terminal's width, and ends with empty ones.
+            writeln!(stdout, "{}", line.trim_end().trim_end_matches([' ', '-']))?;
         }
         writeln!(stdout)?;
     }

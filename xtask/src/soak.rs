@@ -44,7 +44,7 @@ use mirror_testkit::{RealRegistry, RealRegistryOptions, real_registry};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::bench_fetch::Rng;
+use crate::bench_verify::Rng;
 
 /// Arguments of `cargo xtask soak`.
 #[derive(clap::Args)]

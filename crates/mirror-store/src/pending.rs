@@ -1,10 +1,9 @@
 //! `PendingCrate`: a crate file being downloaded, invisible until committed.
 
-use std::io;
+use std::io::{self, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use mirror_fetch::Sink;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::Error;
 use crate::fsutil::place;
@@ -12,8 +11,8 @@ use crate::fsutil::place;
 /// A crate file being written: a temp file in `.mirror/tmp` that becomes
 /// `crates/…/{name}-{vers}.crate` only through [`PendingCrate::commit`].
 ///
-/// Fill it as a [`Sink`] (reset truncates, write appends, finish flushes). Commit only after the
-/// bytes were verified; dropping it uncommitted deletes the temp file.
+/// Fill it as a [`Sink`] (reset truncates, write appends). Commit only after the bytes were
+/// verified; dropping it uncommitted deletes the temp file.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -34,7 +33,7 @@ use crate::fsutil::place;
 /// ```
 #[derive(Debug)]
 pub struct PendingCrate {
-    file: tokio::fs::File,
+    file: std::fs::File,
     temp: TempGuard,
     dest: PathBuf,
     root: PathBuf,
@@ -43,7 +42,7 @@ pub struct PendingCrate {
 impl PendingCrate {
     pub(crate) fn new(file: std::fs::File, temp: PathBuf, dest: PathBuf, root: PathBuf) -> Self {
         PendingCrate {
-            file: tokio::fs::File::from_std(file),
+            file,
             temp: TempGuard(Some(temp)),
             dest,
             root,
@@ -62,48 +61,56 @@ impl PendingCrate {
 
     /// Makes the file durable and moves it to its final path, returning that path.
     ///
-    /// Steps: flush and fsync the file; create missing parent directories (syncing the parent of
-    /// each new one); rename the temp file over the final path (replacing any file there, which
-    /// is how a repair replaces a corrupt copy); fsync the parent directory. Once this returns,
-    /// the file survives a power cut under its final name. If it fails, the temp file is deleted
-    /// and nothing appears under the final name.
+    /// Steps, in one call on tokio's blocking pool: fsync the file; create missing parent
+    /// directories (syncing the parent of each new one); rename the temp file over the final
+    /// path (replacing any file there, which is how a repair replaces a corrupt copy); fsync the
+    /// parent directory. Once this returns, the file survives a power cut under its final name.
+    /// If it fails, the temp file is deleted and nothing appears under the final name.
     pub async fn commit(self) -> Result<PathBuf, Error> {
         let PendingCrate {
-            mut file,
+            file,
             mut temp,
             dest,
             root,
         } = self;
         let temp_path = temp.path().to_owned();
-        file.flush()
-            .await
-            .map_err(Error::io("writing", &temp_path))?;
-        file.sync_all()
-            .await
-            .map_err(Error::io("syncing", &temp_path))?;
-        // Close before renaming: required on Windows, harmless elsewhere.
-        drop(file.into_std().await);
-
         let (from, to) = (temp_path.clone(), dest.clone());
-        tokio::task::spawn_blocking(move || place(&root, &from, &to))
-            .await
-            .map_err(|join| Error::io("committing", &temp_path)(io::Error::other(join)))??;
+        tokio::task::spawn_blocking(move || {
+            file.sync_all().map_err(Error::io("syncing", &from))?;
+            // Close before renaming: required on Windows, harmless elsewhere.
+            drop(file);
+            place(&root, &from, &to)
+        })
+        .await
+        .map_err(|join| Error::io("committing", &temp_path)(io::Error::other(join)))??;
         temp.disarm();
         Ok(dest)
     }
 }
 
+/// Writes go straight to the temp file, on the calling task's thread, as each chunk arrives.
+///
+/// Writing a chunk into the page cache takes microseconds, as it does for curl; only the fsync
+/// in [`PendingCrate::commit`], which can take milliseconds on a disk, goes to the blocking pool.
+/// Sending every write there too (as `tokio::fs::File` does) cost two thread wake-ups per chunk
+/// and copied each chunk from another core's cache, and was most of what a download cost (see
+/// `docs/benchmarks.md`). When the kernel throttles writers under heavy writeback, the task
+/// waits here, which is the back-pressure a download wants anyway.
 impl Sink for PendingCrate {
     async fn reset(&mut self) -> io::Result<()> {
-        Sink::reset(&mut self.file).await
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        Sink::write(&mut self.file, chunk).await
+        self.file.write_all(chunk)
     }
 
+    /// Nothing to do: writes are not buffered, and syncing is the job of
+    /// [`PendingCrate::commit`].
     async fn finish(&mut self) -> io::Result<()> {
-        Sink::finish(&mut self.file).await
+        Ok(())
     }
 }
 

@@ -2,8 +2,8 @@
 //! place, then record it verified. Shared by sync and `verify --repair`.
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mirror_fetch::{Download, FetchErrorKind, FetchOptions, Fetcher, Sink};
@@ -94,9 +94,29 @@ enum Outcome {
     Local(Failure),
 }
 
+/// How often the caller's thread collects finished downloads for the report and the progress.
+const COLLECT_EVERY: Duration = Duration::from_millis(100);
+
+/// What the workers share: the queue they take versions from, and the outcomes they leave for
+/// the caller's thread to collect.
+struct Shared {
+    queue: Mutex<std::vec::IntoIter<Work>>,
+    outcomes: Mutex<Vec<(Work, Outcome)>>,
+    /// Set when the local disk or state failed: workers take no new version.
+    stop: AtomicBool,
+    /// Bytes streamed so far, for progress.
+    bytes: AtomicU64,
+}
+
 /// Downloads `work` with `fetcher` into `store`, recording each result in `state`, with at most
 /// the fetcher's in-flight limit running at once. Stops early on `interrupt` (dropping downloads
 /// in flight, whose temp files are deleted) or when the local disk fails.
+///
+/// The downloads run in long-lived worker tasks on the runtime, which take versions from a
+/// shared queue and leave their outcomes in a shared list; this future (on the caller's thread,
+/// under `block_on`) collects them every [`COLLECT_EVERY`]. One task per version, joined here,
+/// woke this thread once per version (a futex wake and two context switches): about a sixth of
+/// all context switches of a sync of 20k small files (see `docs/benchmarks.md`).
 pub(crate) async fn download_all(
     work: Vec<Work>,
     fetcher: &Fetcher,
@@ -106,77 +126,101 @@ pub(crate) async fn download_all(
     interrupt: &Interrupt,
 ) -> Downloaded {
     let mut result = Downloaded::default();
-    let counter = Arc::new(AtomicU64::new(0));
+    // Twice the in-flight limit keeps the fetcher busy while some workers commit and record.
+    let workers = (fetcher.options().max_in_flight.max(1) * 2).min(work.len());
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(work.into_iter()),
+        outcomes: Mutex::new(Vec::new()),
+        stop: AtomicBool::new(false),
+        bytes: AtomicU64::new(0),
+    });
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    for _ in 0..workers {
+        let (fetcher, store, state, shared) = (
+            fetcher.clone(),
+            store.clone(),
+            state.clone(),
+            shared.clone(),
+        );
+        tasks.spawn(async move {
+            while !shared.stop.load(Ordering::Relaxed) {
+                let Some(item) = lock(&shared.queue).next() else {
+                    break;
+                };
+                let outcome = download_one(&item, &fetcher, &store, &state, &shared.bytes).await;
+                if matches!(outcome, Outcome::Local(_)) {
+                    shared.stop.store(true, Ordering::Relaxed);
+                }
+                lock(&shared.outcomes).push((item, outcome));
+            }
+        });
+    }
     let mut reported = 0u64;
-    // Twice the in-flight limit keeps the fetcher busy without holding a task per version.
-    let window = fetcher.options().max_in_flight.max(1) * 2;
-    let mut queue = work.into_iter();
-    let mut tasks: JoinSet<(Work, Outcome)> = JoinSet::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(COLLECT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        while result.stopped.is_none() && !result.interrupted && tasks.len() < window {
-            let Some(item) = queue.next() else { break };
-            let (fetcher, store, state, counter) = (
-                fetcher.clone(),
-                store.clone(),
-                state.clone(),
-                counter.clone(),
-            );
-            tasks.spawn(async move {
-                let outcome = download_one(&item, &fetcher, &store, &state, &counter).await;
-                (item, outcome)
-            });
-        }
-        if tasks.is_empty() {
-            break;
-        }
+    let mut running = true;
+    while running {
         tokio::select! {
             biased;
             () = interrupt.triggered(), if !result.interrupted => {
                 result.interrupted = true;
+                // Downloads in flight are dropped, and their pending files deleted.
                 tasks.abort_all();
             }
-            joined = tasks.join_next() => {
-                let Some(joined) = joined else { continue };
-                let (item, outcome) = match joined {
-                    Ok(done) => done,
-                    // Aborted by an interrupt: its pending file was dropped and deleted.
-                    Err(e) if e.is_cancelled() => continue,
-                    Err(e) => {
-                        result.stopped = Some(format!("a download task failed: {e}"));
-                        continue;
-                    }
-                };
-                match outcome {
-                    Outcome::Done(len) => {
-                        result.done += 1;
-                        result.bytes += len;
-                        progress.done(&item.name, &item.vers);
-                    }
-                    Outcome::Failed(failure) => {
-                        progress.failed(&item.name, &item.vers, &failure.kind, &failure.message);
-                        result.failures.push(failure);
-                    }
-                    Outcome::Local(failure) => {
-                        progress.failed(&item.name, &item.vers, &failure.kind, &failure.message);
-                        if result.stopped.is_none() {
-                            tracing::error!("{}; stopping the run", failure.message);
-                            result.stopped = Some(failure.message.clone());
-                        }
-                        result.failures.push(failure);
-                    }
+            joined = tasks.join_next() => match joined {
+                None => running = false,
+                Some(Ok(())) => {}
+                // Aborted by an interrupt.
+                Some(Err(e)) if e.is_cancelled() => {}
+                Some(Err(e)) => {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    result
+                        .stopped
+                        .get_or_insert_with(|| format!("a download task failed: {e}"));
                 }
-            }
+            },
             _ = tick.tick() => {}
         }
-        let now = counter.load(Ordering::Relaxed);
+        let outcomes = std::mem::take(&mut *lock(&shared.outcomes));
+        for (item, outcome) in outcomes {
+            collect(&mut result, progress, &item, outcome);
+        }
+        let now = shared.bytes.load(Ordering::Relaxed);
         if now > reported {
             progress.bytes(now - reported);
             reported = now;
         }
     }
     result
+}
+
+/// Adds one finished download to the result and tells the progress.
+fn collect(result: &mut Downloaded, progress: &dyn Progress, item: &Work, outcome: Outcome) {
+    match outcome {
+        Outcome::Done(len) => {
+            result.done += 1;
+            result.bytes += len;
+            progress.done(&item.name, &item.vers);
+        }
+        Outcome::Failed(failure) => {
+            progress.failed(&item.name, &item.vers, &failure.kind, &failure.message);
+            result.failures.push(failure);
+        }
+        Outcome::Local(failure) => {
+            progress.failed(&item.name, &item.vers, &failure.kind, &failure.message);
+            if result.stopped.is_none() {
+                tracing::error!("{}; stopping the run", failure.message);
+                result.stopped = Some(failure.message.clone());
+            }
+            result.failures.push(failure);
+        }
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: a worker that panicked left the queue and the list whole
+/// (each change is one call).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn download_one(

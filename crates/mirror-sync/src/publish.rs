@@ -441,7 +441,7 @@ fn put_published(
     upstream: &HashSet<&str>,
     outcome: &mut FileOutcome,
 ) -> Result<(), Error> {
-    let current = read_published(&store.index_root(), path)?;
+    let current = read_regular(&store.index_root().join(path))?;
     if let Some(current) = &current
         && *current != lines
     {
@@ -641,6 +641,22 @@ fn write_if_changed(store: &Store, rel: &Path, bytes: &[u8]) -> Result<bool, Err
     }
     store.write_atomic(rel, bytes)?;
     Ok(true)
+}
+
+/// The file at `path` if it is a regular file (not a symlink: never followed), `None` when there
+/// is none. Only reads: where the parents lead does not matter, since every write goes through
+/// [`Store::write_atomic`], which refuses symlinked directories.
+fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => fs::read(path).map(Some).map_err(store_io("reading", path)),
+        Ok(_) => Ok(None),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(store_io("inspecting", path)(e)),
+    }
 }
 
 /// The published `index/{path}`, if it is a regular file.

@@ -49,6 +49,28 @@ async fn reset_truncates() {
 }
 
 #[tokio::test]
+async fn large_bodies_are_written_whole_and_reset_truncates_what_reached_the_file() {
+    let fx = Fixture::new();
+    let (n, v) = (name("large"), vers("1.0.0"));
+    // Megabytes in uneven chunks, reset after they reached the temp file.
+    let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let mut pending = fx.store.begin(&n, &v).unwrap();
+    for chunk in body.chunks(16_411) {
+        pending.write(chunk).await.unwrap();
+    }
+    assert!(std::fs::metadata(pending.temp_path()).unwrap().len() > 0);
+    pending.reset().await.unwrap();
+    assert_eq!(std::fs::metadata(pending.temp_path()).unwrap().len(), 0);
+    for chunk in body.chunks(65_536) {
+        pending.write(chunk).await.unwrap();
+    }
+    pending.finish().await.unwrap();
+    let path = pending.commit().await.unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), body);
+    assert!(files_under(&fx.store.temp_dir()).is_empty());
+}
+
+#[tokio::test]
 async fn commit_replaces_an_existing_file() {
     let fx = Fixture::new();
     let (n, v) = (name("a"), vers("1.0.0"));
