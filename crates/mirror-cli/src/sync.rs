@@ -292,11 +292,11 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
             match unknown {
                 0 => String::new(),
                 n if n == report.would_download => {
-                    " known: the index gives no sizes, and none of them was downloaded before"
+                    " known: the index gives no sizes, and the mirror never held these bytes"
                         .to_owned()
                 }
                 n => format!(
-                    " for those of known size, and {n} never downloaded (the index gives no sizes)"
+                    " for those of known size, and {n} of unknown size (the index gives no sizes)"
                 ),
             }
         ));

@@ -196,23 +196,6 @@ fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
     }
 }
 
-/// Every file under `root`, recursively.
-fn walk(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
-}
-
 /// The lines the mirror's published index offers for `name`, parsed.
 fn published(dest: &Path, name: &str) -> Vec<Value> {
     let path = dest
@@ -280,7 +263,7 @@ fn each_step_of_a_history_reports_exactly_its_changes() {
         std::fs::read(reg.file("bb", "0.1.0")).unwrap(),
         b"bb 0.1.0, uploaded again with other bytes"
     );
-    let quarantined: Vec<Vec<u8>> = walk(&reg.dest().join(".mirror/quarantine"))
+    let quarantined: Vec<Vec<u8>> = crate::files_below(&reg.dest().join(".mirror/quarantine"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "crate"))
         .map(|p| std::fs::read(p).unwrap())
