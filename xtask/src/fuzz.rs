@@ -74,19 +74,31 @@ struct Outcome {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let (table, problems) = fuzz(args.target.as_deref(), args.seconds)?;
+    println!("{table}");
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!("fuzzing found problems:\n{}", problems.join("\n"))
+}
+
+/// Builds and runs the targets (every one, or `target`) for `seconds` each. Returns the figures
+/// as a Markdown table and the problems found (crash inputs with how to replay them, failed
+/// runs); for `cargo xtask fuzz` and the fuzzing phase of `cargo xtask soak`.
+pub(crate) fn fuzz(target: Option<&str>, seconds: u64) -> anyhow::Result<(String, Vec<String>)> {
     let root = crate::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_cargo_fuzz(&cargo)?;
 
-    let targets: Vec<&'static str> = match &args.target {
-        Some(t) => TARGETS.iter().copied().filter(|n| n == t).collect(),
+    let targets: Vec<&'static str> = match target {
+        Some(t) => TARGETS.iter().copied().filter(|n| *n == t).collect(),
         None => TARGETS.to_vec(),
     };
     // Build everything first, so that a compile error shows before any fuzzing starts.
     let mut build = Command::new(&cargo);
     build
         .args(["fuzz", "build", "--fuzz-dir", "fuzz", "--sanitizer", "none"])
-        .args(args.target.as_deref())
+        .args(target)
         .current_dir(&root);
     eprintln!("==> cargo fuzz build (instrumented release build; minutes the first time)");
     let status = build.status().context("running cargo fuzz build")?;
@@ -96,39 +108,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let mut outcomes = Vec::new();
     for target in targets {
-        outcomes.push(run_target(&cargo, &root, target, args.seconds)?);
+        outcomes.push(run_target(&cargo, &root, target, seconds)?);
     }
-
-    println!("{}", table(&outcomes));
-    let failed: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| !o.success || !o.artifacts.is_empty())
-        .collect();
-    if failed.is_empty() {
-        return Ok(());
-    }
-    for o in &failed {
-        if o.artifacts.is_empty() {
-            eprintln!("{}: cargo fuzz run failed without an artifact", o.target);
+    let mut problems = Vec::new();
+    for o in &outcomes {
+        if !o.success && o.artifacts.is_empty() {
+            problems.push(format!(
+                "{}: cargo fuzz run failed without an artifact",
+                o.target
+            ));
         }
         for artifact in &o.artifacts {
-            eprintln!(
+            problems.push(format!(
                 "{}: crash input {} (replay: cargo fuzz run --fuzz-dir fuzz --sanitizer none {} {})",
                 o.target,
                 artifact.display(),
                 o.target,
                 artifact.display()
-            );
+            ));
         }
     }
-    bail!(
-        "fuzzing found problems in {}",
-        failed
-            .iter()
-            .map(|o| o.target)
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+    Ok((table(&outcomes), problems))
 }
 
 /// Installs cargo-fuzz unless `cargo fuzz` already works.

@@ -21,6 +21,8 @@
 //!    and a redirect to `ftp:`) through the CLI and the library.
 //! 4. **Full disk.** `--dest` on a tmpfs half the size of the mirror (needs root: mounting fails
 //!    the soak, it is never skipped), then the filesystem grown and the sync run again.
+//! 5. **Fuzzing.** Every cargo-fuzz target for `--fuzz-seconds` (`cargo xtask fuzz`); any crash
+//!    input fails the soak.
 //!
 //! The figures are printed as a table and written into `docs/reliability.md` with the command
 //! and the date.
@@ -64,6 +66,10 @@ pub(crate) struct Args {
     /// Seed of the kill delays, the damage and the injected faults.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Seconds of fuzzing per cargo-fuzz target in the fuzzing phase (`cargo xtask fuzz`;
+    /// installs cargo-fuzz when missing).
+    #[arg(long, default_value_t = 60)]
+    fuzz_seconds: u64,
     /// Run only these phases (repeatable; default: all). The doc is rewritten only after all.
     #[arg(long, value_enum)]
     phase: Vec<Phase>,
@@ -78,6 +84,7 @@ enum Phase {
     Faults,
     Hostile,
     FullDisk,
+    Fuzz,
 }
 
 /// Everything counted, for the table and the doc.
@@ -118,6 +125,8 @@ struct Figures {
     /// Versions missing or corrupt after a phase's final verify (must stay 0).
     lost: u64,
     took: Duration,
+    /// The fuzzing phase's table (`cargo xtask fuzz`), when it ran.
+    fuzz_table: Option<String>,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -171,11 +180,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let all = soak.args.phase.is_empty();
     let wanted = |phase| all || soak.args.phase.contains(&phase);
-    let (crashes, faults, hostile, full_disk) = (
+    let (crashes, faults, hostile, full_disk, fuzz) = (
         wanted(Phase::Crashes),
         wanted(Phase::Faults),
         wanted(Phase::Hostile),
         wanted(Phase::FullDisk),
+        wanted(Phase::Fuzz),
     );
     if crashes {
         soak.crashes()?;
@@ -188,6 +198,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     if full_disk {
         soak.full_disk()?;
+    }
+    if fuzz {
+        eprintln!(
+            "==> fuzzing: every cargo-fuzz target for {} s",
+            soak.args.fuzz_seconds
+        );
+        let (table, problems) = crate::fuzz::fuzz(None, soak.args.fuzz_seconds)?;
+        ensure!(
+            problems.is_empty(),
+            "fuzzing found problems:\n{}",
+            problems.join("\n")
+        );
+        soak.figures.fuzz_table = Some(table);
     }
 
     soak.figures.took = started.elapsed();
@@ -1440,11 +1463,15 @@ figures of the last soak. The quick cases are tests (`cargo nextest run`); the l
 
 ## The last soak
 
-Command: `cargo xtask soak --sync-kills {} --verify-kills {} --rate {} --jobs {} --seed {}`
+Command: `cargo xtask soak --sync-kills {} --verify-kills {} --rate {} --jobs {} --seed {} --fuzz-seconds {}`
 
 Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the debug build.
 
 {table}
+Fuzzing (no crash, hang or out-of-memory input found; each target ran from the committed
+corpus in `fuzz/corpus/`, plus what earlier runs found):
+
+{fuzz}
 ## What the soak does
 
 - **Crashes.** `mirror-cli sync` and `mirror-cli verify --repair` are SIGKILLed after a random
@@ -1495,7 +1522,10 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
   for endless bodies, bodies longer than declared and gzip bombs, `verify.rs` for slow drips and
   size limits, `redirects.rs` for redirect loops and odd schemes).
 - Hostile index: `crates/mirror-cli/tests/it/hostile.rs`.
-- Fuzzing: `cargo xtask fuzz` (targets in `fuzz/`, corpus in `fuzz/corpus/`).
+- Fuzzing: the soak's last phase, or `cargo xtask fuzz` alone (targets in `fuzz/`: index lines
+  and files, `config.json`, `dl` templates, state records; corpus in `fuzz/corpus/`). Two crashes
+  were found and fixed, each with a regression test (`mirror-index` `props.rs`, a `dl` template
+  without a host; `mirror-state` `corrupt.rs`, over-long texts in a state record).
 
 ## Known limits
 
@@ -1507,7 +1537,13 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
   temp file before it is cut; the soak checks endless bodies through the library with a small
   limit.
 ",
-            a.sync_kills, a.verify_kills, a.rate, a.jobs, a.seed
+            a.sync_kills,
+            a.verify_kills,
+            a.rate,
+            a.jobs,
+            a.seed,
+            a.fuzz_seconds,
+            fuzz = self.figures.fuzz_table.as_deref().unwrap_or("(not run)\n"),
         ))
     }
 }
