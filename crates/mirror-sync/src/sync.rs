@@ -376,6 +376,15 @@ pub fn sync(
                 state.remove_meta(meta::FULL_COMPARE_NEEDED)?;
             }
         }
+        // A full compare that did not finish clean may have found drift in index files that
+        // no later diff will touch (a lost record, a file in place with other bytes): only
+        // another full compare retries those.
+        if mode == Mode::Full && !complete {
+            state.set_meta(
+                meta::FULL_COMPARE_NEEDED,
+                "the last full compare did not finish without failures",
+            )?;
+        }
         finish(report.clone(), &state, started)
     };
     match (bookkeeping(), stopped) {

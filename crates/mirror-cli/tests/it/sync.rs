@@ -624,6 +624,44 @@ fn named_crates_over_the_sparse_index_cost_one_304_each_when_unchanged() {
     );
 }
 
+/// Drift that only a full compare sees (here a record lost with its file left in place, with
+/// other bytes) and whose download then fails is retried by the next plain sync: no later diff
+/// touches that index file, so that sync compares everything again.
+#[test]
+fn a_full_compare_that_failed_is_followed_by_another() {
+    let f = Fixture::new();
+    let (out, _) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = &f.registry.versions[2];
+    {
+        let state = mirror_state::State::open(
+            &f.store().state_dir(),
+            mirror_state::StateOptions::default(),
+        )
+        .unwrap();
+        assert!(state.remove(v.name(), v.vers()).unwrap());
+        state.flush().unwrap();
+    }
+    std::fs::write(f.store().crate_path(v.name(), v.vers()), b"other bytes").unwrap();
+    f.server.inject(&f.cdn_path(2), Fault::Status(500));
+    let (out, report) = f.sync(&["--full", "--attempts", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(count(&report, "failed"), 1, "{report}");
+
+    f.server.clear_faults();
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "full", "{report}");
+    assert_eq!(count(&report, "downloaded"), 1, "{report}");
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "incremental", "{report}");
+    assert_eq!(
+        f.assert_files_are_verified_copies(),
+        f.registry.versions.len()
+    );
+}
+
 /// Whether the published index (`index/`) offers `name` `vers`.
 fn published(dest: &Path, name: &mirror_index::CrateName, vers: &mirror_index::Version) -> bool {
     let path = dest.join("index").join(mirror_index::index_path(name));
