@@ -79,7 +79,7 @@ pub(crate) fn report_strays(
 
 /// Files loaded and parsed per batch. Large enough to keep both cores busy, small enough that a
 /// batch of crates.io-sized files stays within a few MB.
-const BATCH: usize = 512;
+const BATCH: usize = 256;
 
 /// Loads and parses `items` (index path plus whatever `load` needs to find the bytes) on a worker
 /// pool and calls `sink` for each file in the order of `items`. `init` makes each worker's private

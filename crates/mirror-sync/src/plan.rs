@@ -3,7 +3,7 @@
 //! replacement), plus what changed upstream (added, yanked, unyanked, removed).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash as _, Hasher};
+use std::hash::{Hash as _, Hasher};
 
 use mirror_index::{
     ChangeKind, Checksum, CrateName, GitId, IndexEntry, IndexFile, ReadOptions, Version,
@@ -128,7 +128,7 @@ pub(crate) fn plan(
     // For a full compare, every record at once, compactly: a lookup per index line is then a hash
     // probe, and what no line claimed was removed upstream.
     let mut known = match mode {
-        Mode::Full => Some(Known::load(state)?),
+        Mode::Full => Some(Known::load(state, !options.dry_run)?),
         _ => None,
     };
     // A full compare reads every index file and knows which lines are verified: it publishes
@@ -247,12 +247,14 @@ struct Diff {
 
 /// Every record in a compact table, for a full compare: per version, keyed by a hash of its
 /// name and version, one word holding the first 61 bits of its checksum, whether it is verified,
-/// and whether an index line claimed it. About 17 bytes a record at crates.io scale (2.7M
-/// records, 71 MB), so the compare stays within bounded memory; the names themselves are not
+/// and whether an index line claimed it, in a sorted vector: 16 bytes a record (2.7M records,
+/// 43 MB at crates.io scale), so the compare stays within bounded memory; the names themselves are not
 /// kept, and finding the records no line claimed takes a second pass over the state, only when
 /// there is one.
 struct Known {
-    slots: HashMap<u64, u64, BuildHasherDefault<KeyHasher>>,
+    /// `(key hash, slot)`, sorted by key hash, one entry per key (records sharing one are a
+    /// single `COLLIDED` slot): 16 bytes a record, with no spare buckets.
+    slots: Vec<(u64, u64)>,
     /// Slots claimed by at least one line.
     claimed: usize,
     /// Keys of versions claimed whose hash two records share (a 64-bit collision: in practice
@@ -260,32 +262,16 @@ struct Known {
     collided_seen: HashSet<Key>,
 }
 
+/// The state's meta key holding how many records the last full compare loaded: the capacity
+/// of the next one's table.
+const KNOWN_RECORDS_META: &str = "known_records";
+
 /// The low 61 bits of a slot: the checksum prefix.
 const CKSUM_BITS: u64 = (1 << 61) - 1;
 /// Two records share the slot's key hash; look them up in the state instead.
 const COLLIDED: u64 = 1 << 61;
 const VERIFIED: u64 = 1 << 62;
 const SEEN: u64 = 1 << 63;
-
-/// The keys of [`Known`] are already hashes: use them as they are.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
 
 fn key_hash(name: &str, vers: &str) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
@@ -314,55 +300,80 @@ fn records(
 }
 
 impl Known {
-    fn load(state: &State) -> Result<Known, Error> {
-        let mut known = Known {
-            slots: HashMap::default(),
-            claimed: 0,
-            collided_seen: HashSet::new(),
-        };
+    /// Loads every record; `remember` (not for a dry run) keeps the count for the next load.
+    fn load(state: &State, remember: bool) -> Result<Known, Error> {
+        // Sized by the last load's count, so that growing never doubles it past what is needed.
+        let hint: usize = state
+            .get_meta(KNOWN_RECORDS_META)?
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let mut slots = Vec::with_capacity(hint.saturating_add(hint / 64));
         for item in records(state) {
             let (name, vers, record) = item?;
             let mut slot = cksum_prefix(&record.cksum);
             if record.is_verified() {
                 slot |= VERIFIED;
             }
-            known
-                .slots
-                .entry(key_hash(name.as_str(), vers.as_str()))
-                .and_modify(|s| *s = COLLIDED)
-                .or_insert(slot);
+            slots.push((key_hash(name.as_str(), vers.as_str()), slot));
         }
-        Ok(known)
+        let count = slots.len();
+        slots.sort_unstable_by_key(|&(key, _)| key);
+        // Records sharing a key hash become one slot that says so.
+        slots.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                earlier.1 = COLLIDED;
+            }
+            same
+        });
+        if remember && hint != count {
+            state.set_meta(KNOWN_RECORDS_META, &count.to_string())?;
+        }
+        Ok(Known {
+            slots,
+            claimed: 0,
+            collided_seen: HashSet::new(),
+        })
+    }
+
+    fn slot_mut(&mut self, key: u64) -> Option<&mut u64> {
+        let i = self.slots.binary_search_by_key(&key, |&(k, _)| k).ok()?;
+        Some(&mut self.slots[i].1)
+    }
+
+    fn slot(&self, key: u64) -> Option<u64> {
+        let i = self.slots.binary_search_by_key(&key, |&(k, _)| k).ok()?;
+        Some(self.slots[i].1)
     }
 
     /// Marks `entry` seen; whether the record is verified with the entry's checksum (`None`
     /// when there is no record, `Some(false)` also when the state must be asked).
     fn claim(&mut self, entry: &IndexEntry) -> Option<bool> {
-        let slot = self
-            .slots
-            .get_mut(&key_hash(entry.name().as_str(), entry.vers().as_str()))?;
-        if *slot & SEEN == 0 {
-            *slot |= SEEN;
+        let slot_ref = self.slot_mut(key_hash(entry.name().as_str(), entry.vers().as_str()))?;
+        let first = *slot_ref & SEEN == 0;
+        *slot_ref |= SEEN;
+        let slot = *slot_ref;
+        if first {
             self.claimed += 1;
         }
-        if *slot & COLLIDED != 0 {
+        if slot & COLLIDED != 0 {
             self.collided_seen.insert(key(entry.name(), entry.vers()));
             return Some(false);
         }
-        Some(*slot & VERIFIED != 0 && *slot & CKSUM_BITS == cksum_prefix(entry.cksum()))
+        Some(slot & VERIFIED != 0 && slot & CKSUM_BITS == cksum_prefix(entry.cksum()))
     }
 
     /// The records no index line claimed: none without looking further when every slot was
     /// claimed, else found by a second pass over the state.
     fn unseen(&self, state: &State) -> Result<Vec<(CrateName, Version)>, Error> {
         let mut out = Vec::new();
-        let collided = self.slots.values().any(|s| s & COLLIDED != 0);
+        let collided = self.slots.iter().any(|&(_, s)| s & COLLIDED != 0);
         if self.claimed == self.slots.len() && !collided {
             return Ok(out);
         }
         for item in records(state) {
             let (name, vers, _) = item?;
-            let Some(&slot) = self.slots.get(&key_hash(name.as_str(), vers.as_str())) else {
+            let Some(slot) = self.slot(key_hash(name.as_str(), vers.as_str())) else {
                 // Recorded after the compare started: not this compare's business.
                 continue;
             };
