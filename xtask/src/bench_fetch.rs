@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mirror_fetch::{Download, FetchOptions, Fetcher};
-use mirror_index::{Checksum, CrateName, DlTemplate, Version, index_path};
+use mirror_index::{Checksum, DlTemplate, index_path};
 use mirror_store::Store;
 use sha2::{Digest as _, Sha256};
+
+use crate::bench_verify::{CrateFile, parse_manifest};
 
 /// Arguments of `cargo xtask bench fetch`.
 #[derive(clap::Args)]
@@ -149,14 +151,6 @@ pub(crate) fn run(args: FetchArgs) -> anyhow::Result<()> {
         bail!("bench fetch failed ({status})");
     }
     Ok(())
-}
-
-/// One synthetic `.crate` file.
-struct CrateFile {
-    name: CrateName,
-    vers: Version,
-    size: u64,
-    cksum: Checksum,
 }
 
 impl CrateFile {
@@ -613,24 +607,6 @@ fn cdn_tree(cdn: &Path, count: usize, large: usize, seed: u64) -> anyhow::Result
     }
     std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))?;
     Ok(files)
-}
-
-fn parse_manifest(text: &str) -> anyhow::Result<Vec<CrateFile>> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|line| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            let [name, vers, size, cksum] = fields[..] else {
-                bail!("bad manifest line {line:?}");
-            };
-            Ok(CrateFile {
-                name: name.parse()?,
-                vers: vers.parse()?,
-                size: size.parse()?,
-                cksum: cksum.parse()?,
-            })
-        })
-        .collect()
 }
 
 /// Writes the sparse-layout index of `files` into `dir` (made again every run: the server's port

@@ -64,12 +64,12 @@ const SEED_CHUNK: usize = 4096;
 /// The buffer size `openssl speed` hashes: large enough that per-call costs vanish.
 const OPENSSL_BYTES: usize = 1 << 20;
 
-/// One file of the mirror.
-struct CrateFile {
-    name: CrateName,
-    vers: Version,
-    size: u64,
-    cksum: Checksum,
+/// One synthetic `.crate` file (of `bench verify`'s mirror and `bench fetch`'s CDN tree).
+pub(crate) struct CrateFile {
+    pub(crate) name: CrateName,
+    pub(crate) vers: Version,
+    pub(crate) size: u64,
+    pub(crate) cksum: Checksum,
 }
 
 /// What one run of a command measured.
@@ -453,7 +453,8 @@ pub(crate) fn write_files(
         .collect())
 }
 
-fn parse_manifest(text: &str) -> anyhow::Result<Vec<CrateFile>> {
+/// Reads a `manifest.tsv` of synthetic files: name, version, size and SHA-256 per line.
+pub(crate) fn parse_manifest(text: &str) -> anyhow::Result<Vec<CrateFile>> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .map(|line| {

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mirror_testkit::server::{Fault, RegistryOptions, TestServer};
-use mirror_testkit::{RealRegistry, RealRegistryOptions, real_registry};
+use mirror_testkit::server::Fault;
 use serde_json::Value;
 
+use crate::sync::Fixture;
 use crate::{stderr, stdout};
 
 /// The test project's dependencies: small, no target-specific dependencies, and all built by this
@@ -39,59 +39,41 @@ const GRAPH: &[&str] = &[
     "unicode-ident",
 ];
 
-/// The real-crates registry on a loopback server, and a mirror of it.
-struct Mirror {
-    tmp: tempfile::TempDir,
-    // Declared before the runtime it runs on, so it is dropped first.
-    server: TestServer,
-    _rt: tokio::runtime::Runtime,
-    registry: RealRegistry,
-    dest: PathBuf,
+/// The real-crates registry on a loopback server, and a mirror of it: the sync tests' fixture,
+/// checked to hold the test project's whole dependency graph.
+struct Mirror(Fixture);
+
+impl std::ops::Deref for Mirror {
+    type Target = Fixture;
+
+    fn deref(&self) -> &Fixture {
+        &self.0
+    }
 }
 
 impl Mirror {
     fn new() -> Mirror {
-        let tmp = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let reg = tmp.path().join("reg");
-        let server = rt.block_on(TestServer::start_registry(RegistryOptions::new(
-            reg.join("sparse"),
-            Some(reg.join("cdn")),
-        )));
-        let registry = real_registry(&reg, &RealRegistryOptions::with_dl(server.dl_api())).unwrap();
+        let fixture = Fixture::new();
         let missing: Vec<&str> = GRAPH
             .iter()
             .copied()
-            .filter(|name| !registry.versions.iter().any(|v| v.name().as_str() == *name))
+            .filter(|name| {
+                !fixture
+                    .registry
+                    .versions
+                    .iter()
+                    .any(|v| v.name().as_str() == *name)
+            })
             .collect();
         assert!(
             missing.is_empty(),
             "the real-crates fixture (built from $CARGO_HOME/registry) lacks {missing:?}: build the workspace first"
         );
-        let dest = tmp.path().join("mirror");
-        Mirror {
-            tmp,
-            server,
-            _rt: rt,
-            registry,
-            dest,
-        }
+        Mirror(fixture)
     }
 
     fn dest(&self) -> &str {
         self.dest.to_str().unwrap()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mirror-cli"));
-        command
-            .args(args)
-            .env("HOME", self.tmp.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env_remove("RUST_LOG")
-            .env_remove("MIRROR_CLI_INDEX")
-            .env_remove("MIRROR_CLI_CONTACT");
-        command
     }
 
     /// `mirror-cli sync` of the whole fixture (its git index over `file://`); returns the exit

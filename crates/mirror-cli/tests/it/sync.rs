@@ -15,17 +15,17 @@ use serde_json::Value;
 use crate::{stderr, stdout};
 
 /// A registry on a loopback server and an empty mirror directory.
-struct Fixture {
-    tmp: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) tmp: tempfile::TempDir,
     // Runs the server; declared before it so the server is dropped first.
-    server: TestServer,
+    pub(crate) server: TestServer,
     _rt: tokio::runtime::Runtime,
-    registry: RealRegistry,
-    dest: PathBuf,
+    pub(crate) registry: RealRegistry,
+    pub(crate) dest: PathBuf,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let reg = tmp.path().join("reg");
@@ -50,7 +50,7 @@ impl Fixture {
         format!("file://{}", self.registry.git.display())
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mirror-cli"));
         command
             .args(args)
