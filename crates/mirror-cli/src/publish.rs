@@ -50,7 +50,7 @@ fn summary(report: &PublishReport, dest: &std::path::Path) -> String {
     format!(
         "published {} index files ({} versions) under {}\n  \
          written: {}, unchanged: {}, removed: {}, versions left out (not verified): {}\n  \
-         config.json: dl below {}{}\n",
+         config.json: dl below {}{}\n{}",
         report.files,
         report.versions,
         dest.join("index").display(),
@@ -63,6 +63,10 @@ fn summary(report: &PublishReport, dest: &std::path::Path) -> String {
             " (written)"
         } else {
             " (unchanged)"
+        },
+        match report.temp_cleaned {
+            0 => String::new(),
+            n => format!("  cleaned: {n} temp files of an interrupted run\n"),
         },
     )
 }

@@ -272,7 +272,7 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         ));
     }
     line(format!(
-        "  present:      {} already verified{}",
+        "  present:      {} recorded verified, file in place at its recorded size (not hashed; `verify` hashes){}",
         report.already_present,
         if report.adopted > 0 {
             format!(
@@ -308,6 +308,16 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
             HumanBytes(report.downloaded_bytes),
             HumanBytes((report.downloaded_bytes as f64 / secs) as u64)
         ));
+    }
+    let drifted = report.recorded_missing + report.recorded_wrong_size;
+    if drifted > 0 {
+        line(format!(
+            "  drift:        {drifted} versions recorded verified were not in place as recorded ({} missing, {} of another size, moved to .mirror/quarantine); downloaded again:",
+            report.recorded_missing, report.recorded_wrong_size
+        ));
+        for v in report.drift.iter().take(SHOWN_FAILURES) {
+            line(format!("    {} {}", v.name, v.vers));
+        }
     }
     if report.checksum_changed > 0 {
         line(format!(
@@ -394,7 +404,7 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         } else if report.dry_run {
             "dry run: nothing was downloaded or recorded"
         } else if report.is_clean() {
-            "done: every selected version is mirrored and verified"
+            "done: every selected version is in place and recorded verified"
         } else {
             "finished with problems (see above)"
         }
@@ -439,7 +449,11 @@ fn verify_summary(report: &VerifyReport, repair: bool) -> String {
         }
     }
     if repair {
-        line(format!("  repaired: {}", report.repaired));
+        line(format!(
+            "  repaired: {} of {} missing or corrupt",
+            report.repaired,
+            report.missing.len() + report.corrupt.len()
+        ));
         for failure in report.failures.iter().take(SHOWN_FAILURES) {
             line(format!(
                 "    failed: {} {}: {}: {}",
@@ -452,6 +466,10 @@ fn verify_summary(report: &VerifyReport, repair: bool) -> String {
         "interrupted: run verify again to check everything".to_owned()
     } else if report.is_clean() {
         "ok: every recorded file is present and matches its checksum".to_owned()
+    } else if broken > 0 && report.is_mended() && report.unexpected.is_empty() {
+        format!(
+            "repaired: every file is present and matches its checksum again, but {broken} were missing or corrupt (exit code 1: the damage happened)"
+        )
     } else if broken > 0 && !repair {
         "problems found: they are no longer recorded as verified; `mirror-cli verify --repair` or the next sync downloads them again".to_owned()
     } else {

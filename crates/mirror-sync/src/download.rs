@@ -236,9 +236,17 @@ async fn download_one(
         kind: kind.to_owned(),
         message,
     };
+    // Our own disk failed: recorded like any failure (so `status` counts it and the next sync
+    // retries it), as far as the state can still write; the run stops either way.
+    let storage = |message: String| {
+        if let Err(e) = state.mark_failed(&item.name, &item.vers, item.cksum, "storage", &message) {
+            tracing::warn!(name = %item.name, vers = %item.vers, "cannot record the storage failure: {e}");
+        }
+        Outcome::Local(failure("storage", message))
+    };
     let mut pending = match store.begin(&item.name, &item.vers) {
         Ok(pending) => pending,
-        Err(e) => return Outcome::Local(failure("storage", e.to_string())),
+        Err(e) => return storage(e.to_string()),
     };
     let mut sink = Counting {
         inner: &mut pending,
@@ -249,7 +257,7 @@ async fn download_one(
     let verified = match fetcher.fetch(&download, &mut sink).await {
         Ok(verified) => verified,
         Err(e) if matches!(e.kind(), FetchErrorKind::Sink) => {
-            return Outcome::Local(failure("storage", e.to_string()));
+            return storage(e.to_string());
         }
         Err(e) => {
             let kind = e.kind().as_str();
@@ -264,7 +272,7 @@ async fn download_one(
     // Order matters: the file goes in place first, then the state says verified. A crash in
     // between leaves a file without a record, which the next run hashes and adopts.
     if let Err(e) = pending.commit().await {
-        return Outcome::Local(failure("storage", e.to_string()));
+        return storage(e.to_string());
     }
     if let Err(e) = state.mark_verified(&item.name, &item.vers, item.cksum, verified.len) {
         return Outcome::Local(failure("state", e.to_string()));

@@ -47,9 +47,18 @@ pub struct SyncReport {
     pub index_versions: u64,
     /// Versions selected for the mirror (after `--crate` and `--skip-yanked`).
     pub selected: u64,
-    /// Selected versions already verified before this run, or found in place and verified by
-    /// hashing (see `adopted`).
+    /// Selected versions already present: recorded verified before this run with their file
+    /// in place at the recorded size (checked with a `stat`, not hashed: `verify` hashes), or
+    /// found in place without a record and verified by hashing (see `adopted`).
     pub already_present: u64,
+    /// Versions recorded verified whose file was not in place: recorded failed (kind
+    /// `missing`) and downloaded again.
+    pub recorded_missing: u64,
+    /// Versions recorded verified whose file had another size than recorded (or was not a
+    /// regular file): recorded failed (kind `corrupt`), quarantined and downloaded again.
+    pub recorded_wrong_size: u64,
+    /// The first of the versions behind `recorded_missing` and `recorded_wrong_size`.
+    pub drift: Vec<VersionRef>,
     /// Versions downloaded and verified in this run.
     pub downloaded: u64,
     /// Bytes of the versions downloaded in this run.
@@ -155,13 +164,22 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// Whether every recorded file is present and intact (after repairs), and nothing else is
-    /// there.
+    /// Whether nothing was found wrong: every recorded file present and intact, nothing else
+    /// there. A run that found damage is not clean even when `repair` mended all of it (the
+    /// damage happened, and whoever runs it should hear of it: `mirror-cli verify` exits 1); see
+    /// [`VerifyReport::is_mended`].
     pub fn is_clean(&self) -> bool {
-        let broken = (self.missing.len() + self.corrupt.len()) as u64;
-        broken == self.repaired
+        self.missing.is_empty()
+            && self.corrupt.is_empty()
             && self.failures.is_empty()
             && self.unexpected.is_empty()
             && !self.interrupted
+    }
+
+    /// Whether every missing and corrupt version found was downloaded again and verified (true
+    /// when there were none), and the run was not interrupted.
+    pub fn is_mended(&self) -> bool {
+        let broken = (self.missing.len() + self.corrupt.len()) as u64;
+        broken == self.repaired && self.failures.is_empty() && !self.interrupted
     }
 }

@@ -17,8 +17,8 @@ use crate::{stderr, stdout};
 type Versions = Vec<(String, Vec<u8>, bool)>;
 
 /// A registry whose index is a git repository we commit to, and whose crate files we write.
-struct Registry {
-    tmp: tempfile::TempDir,
+pub(crate) struct Registry {
+    pub(crate) tmp: tempfile::TempDir,
     server: TestServer,
     _rt: tokio::runtime::Runtime,
     /// name → versions as (vers, bytes, yanked), in publish order.
@@ -26,7 +26,7 @@ struct Registry {
 }
 
 impl Registry {
-    fn new() -> Registry {
+    pub(crate) fn new() -> Registry {
         let tmp = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let server = rt.block_on(TestServer::start_registry(RegistryOptions::new(
@@ -41,19 +41,19 @@ impl Registry {
         }
     }
 
-    fn tree(&self) -> PathBuf {
+    pub(crate) fn tree(&self) -> PathBuf {
         self.tmp.path().join("tree")
     }
 
-    fn bare(&self) -> PathBuf {
+    pub(crate) fn bare(&self) -> PathBuf {
         self.tmp.path().join("index.git")
     }
 
-    fn dest(&self) -> PathBuf {
+    pub(crate) fn dest(&self) -> PathBuf {
         self.tmp.path().join("mirror")
     }
 
-    fn publish(&mut self, name: &str, vers: &str, bytes: &[u8]) {
+    pub(crate) fn publish(&mut self, name: &str, vers: &str, bytes: &[u8]) {
         let versions = match self.crates.iter_mut().find(|(n, _)| n == name) {
             Some((_, versions)) => versions,
             None => {
@@ -67,17 +67,17 @@ impl Registry {
         }
     }
 
-    fn yank(&mut self, name: &str, vers: &str) {
+    pub(crate) fn yank(&mut self, name: &str, vers: &str) {
         let (_, versions) = self.crates.iter_mut().find(|(n, _)| n == name).unwrap();
         versions.iter_mut().find(|(v, _, _)| v == vers).unwrap().2 = true;
     }
 
-    fn delete(&mut self, name: &str) {
+    pub(crate) fn delete(&mut self, name: &str) {
         self.crates.retain(|(n, _)| n != name);
     }
 
     /// Writes the tree and the CDN files as they are now, and commits.
-    fn commit(&self, message: &str, squash: bool) -> String {
+    pub(crate) fn commit(&self, message: &str, squash: bool) -> String {
         let tree = self.tree();
         let _ = std::fs::remove_dir_all(&tree);
         std::fs::create_dir_all(&tree).unwrap();
@@ -106,7 +106,7 @@ impl Registry {
         git::write_git_index_with(&tree, &self.bare(), &options).unwrap()
     }
 
-    fn sync(&self, extra: &[&str]) -> (Output, Value) {
+    pub(crate) fn sync(&self, extra: &[&str]) -> (Output, Value) {
         let dest = self.dest();
         let index = format!("file://{}", self.bare().display());
         let mut args = vec![
@@ -131,7 +131,7 @@ impl Registry {
         (out, summary)
     }
 
-    fn file(&self, name: &str, vers: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, vers: &str) -> PathBuf {
         let store = Store::open(&self.dest()).unwrap();
         store.crate_path(&CrateName::new(name).unwrap(), &Version::new(vers).unwrap())
     }
@@ -180,7 +180,7 @@ fn expect(counts: [u64; 8]) -> Vec<(&'static str, u64)> {
     out
 }
 
-fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
+pub(crate) fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
     let store = Store::open(dest).unwrap();
     let dir = store
         .crate_path(
@@ -197,7 +197,7 @@ fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 /// The lines the mirror's published index offers for `name`, parsed.
-fn published(dest: &Path, name: &str) -> Vec<Value> {
+pub(crate) fn published(dest: &Path, name: &str) -> Vec<Value> {
     let path = dest
         .join("index")
         .join(index_path(&CrateName::new(name).unwrap()));
