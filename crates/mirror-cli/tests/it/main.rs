@@ -3,6 +3,7 @@
 
 mod crash;
 mod history;
+mod honesty;
 mod hostile;
 mod list;
 mod serve;
