@@ -260,7 +260,9 @@ pub fn sync(
         .chain(drifted.iter().map(|(w, _)| w))
         .map(|w| (w.name.clone(), w.vers.clone()))
         .collect();
-    report.published_removed += irreversible.retract(&replaced)?.files_removed;
+    // Not counted in `published_removed`: these files are published again after the downloads
+    // (a prune's retractions are, since those files stay removed).
+    irreversible.retract(&replaced)?;
     adopt_in_place(
         adopt,
         &irreversible,
