@@ -25,6 +25,8 @@ const CHUNK: usize = 4096;
 const KIND_MISSING: &str = "missing";
 /// The failure class of a recorded file found corrupt.
 const KIND_CORRUPT: &str = "corrupt";
+/// The failure class of a download our own disk refused (recorded by `download.rs`).
+const KIND_STORAGE: &str = "storage";
 
 /// What to verify and how.
 #[derive(Clone, Debug, Default)]
@@ -126,10 +128,13 @@ pub fn verify(
                 }
             };
             // Verified records, and those an earlier verify found broken and nothing has mended
-            // since: they are checked again, so every run reports the truth of the moment.
+            // since (or whose repair our own disk refused): they are checked again, so every
+            // run reports the truth of the moment.
             let recheck = match &record.status {
                 Status::Verified { .. } => true,
-                Status::Failed { kind, .. } => kind == KIND_MISSING || kind == KIND_CORRUPT,
+                Status::Failed { kind, .. } => {
+                    kind == KIND_MISSING || kind == KIND_CORRUPT || kind == KIND_STORAGE
+                }
             };
             if recheck {
                 chunk.push(Check {

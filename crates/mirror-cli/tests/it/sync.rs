@@ -1119,8 +1119,16 @@ fn a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_
     // incremental sync of an unchanged index does not look at versions verify marked failed.)
     std::fs::remove_file(&filler).unwrap();
     let (out, report) = f.verify(&["--repair"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Exit 1: it found damage (and mended all of it, as `repaired` says).
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let broken = (report["missing"].as_array().unwrap().len()
+        + report["corrupt"].as_array().unwrap().len()) as u64;
     assert!(count(&report, "repaired") > 0, "{report}");
+    assert_eq!(count(&report, "repaired"), broken, "{report}");
+    assert!(
+        report["failures"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     assert_eq!(f.assert_files_are_verified_copies() as u64, n);
     let (out, _) = f.sync(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
