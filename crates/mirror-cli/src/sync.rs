@@ -496,7 +496,7 @@ fn status_summary(report: &StatusReport) -> String {
         line(format!("  cdn:        {cdn} (learned)"));
     }
     line(format!(
-        "  verified:   {} versions, {}",
+        "  verified:   {} versions, {} (as recorded: `verify` re-hashes them)",
         report.verified,
         HumanBytes(report.verified_bytes)
     ));
