@@ -226,3 +226,44 @@ fn a_prune_from_a_new_index_killed_after_quarantining_forgets_nothing() {
     );
     assert_eq!(history::published(&dest, "keep").len(), 1);
 }
+
+/// A full compare that found a file of another size than recorded, killed right after moving
+/// it to quarantine: the state no longer claims it and asks for a full compare, which the next
+/// plain sync runs, downloading it again.
+#[test]
+fn a_full_compare_killed_after_quarantining_a_resized_file_leaves_it_recorded_failed() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len() as u64;
+    let (out, _) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "incremental", "{report}");
+    let v = &f.registry.versions[4];
+    let path = f.store().crate_path(v.name(), v.vers());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = f
+        .sync_command(&["--full"])
+        .env(CRASH_AT_ENV, "sync-quarantined")
+        .output()
+        .unwrap();
+    assert_killed(&out);
+    assert!(!path.exists(), "the resized file went to quarantine");
+    assert_eq!(
+        failed_kind(record_of(&f.dest, v.name(), v.vers())).as_deref(),
+        Some("corrupt")
+    );
+    assert!(!published(&f.dest, v.name(), v.vers()));
+    let (_, status) = f.status();
+    assert!(status["full_compare_needed"].is_string(), "{status}");
+
+    let (out, report) = f.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["mode"], "full", "{report}");
+    assert_eq!(count(&report, "downloaded"), 1, "{report}");
+    assert!(published(&f.dest, v.name(), v.vers()));
+    assert_eq!(f.assert_files_are_verified_copies() as u64, n);
+}
