@@ -1,9 +1,11 @@
 //! End-to-end tests of the `mirror-cli` binary.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod args;
 mod history;
 mod hostile;
 mod list;
+mod refusal;
 mod serve;
 mod sync;
 
