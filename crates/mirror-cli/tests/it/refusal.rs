@@ -231,3 +231,53 @@ fn failures_are_grouped_by_kind_and_host() {
         "{summary}"
     );
 }
+
+/// `verify --repair` against a registry that refuses everything stops the same way, and every
+/// version it did not repair, tried or not, stays recorded as a failure for the next sync.
+#[test]
+fn a_repair_refused_everywhere_stops_and_leaves_every_broken_version_failed() {
+    let f = Fixture::new();
+    let n = f.registry.versions.len();
+    let (out, _) = sync(&f, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_dir_all(f.dest.join("crates")).unwrap();
+    f.server.clear_requests();
+    f.server
+        .inject_rate(RateFaults::new(3, vec![(1.0, Fault::Status(403))]));
+    let dest = f.dest.to_str().unwrap();
+    let jobs = JOBS.to_string();
+    let args = [
+        "verify",
+        "--dest",
+        dest,
+        "--repair",
+        "--json",
+        "--rate",
+        "1000",
+        "--jobs",
+        &jobs,
+        "--backoff-ms",
+        "5",
+    ];
+    let out = f.command(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = last_json(&out);
+    let requests = crate_requests(&f);
+    assert!(
+        (LIMIT..=LIMIT + 2 * JOBS).contains(&requests),
+        "{requests} requests for {n} repairs"
+    );
+    assert_eq!(report["repaired"], 0);
+    assert_eq!(report["host_stopped"]["kind"], "forbidden", "{report}");
+    let failed = report["failures"].as_array().unwrap().len();
+    assert_eq!(failed, requests);
+    assert_eq!(report["not_attempted"], (n - failed) as u64);
+    assert_eq!(
+        report["failures_by_kind"],
+        json!([{"kind": "forbidden", "host": f.server.addr().to_string(), "count": failed}])
+    );
+    assert_eq!(stderr(&out).matches("stopped downloading").count(), 1);
+    let state = last_json(&status(&f, true));
+    assert_eq!(state["verified"], 0, "{state}");
+    assert_eq!(state["failed"], n, "{state}");
+}
