@@ -20,8 +20,8 @@ pub(crate) struct PublishArgs {
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
     /// Threads for state lookups and writes (default: one per core, at least eight).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    threads: usize,
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    threads: u16,
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -30,7 +30,7 @@ pub(crate) struct PublishArgs {
 pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<Outcome> {
     let mut options = PublishOptions::default();
     options.base_url = args.base_url;
-    options.threads = args.threads;
+    options.threads = usize::from(args.threads);
     options.holder = Some("mirror-cli publish".to_owned());
     let report = mirror_sync::republish(&args.dest, &options)?;
     let text = summary(&report, &args.dest);

@@ -24,11 +24,15 @@
 //! | slowest body tolerated (after the first 30 s) | 1 KiB/s on average |
 //! | largest body | 1 GiB |
 //! | redirects per attempt | 5 |
+//! | downloads from one host failed in a row before it gets no more requests | 30 |
 //!
 //! The `User-Agent` is `mirror-cli/<version> (+contact)`; without a contact a warning is logged.
 //! Retried: `5xx`, `408`, `429`, network errors, timeouts and truncated bodies. `Retry-After`
 //! (seconds or HTTP date) on a `429` or `503` makes the retry wait at least that long, and on a
-//! `429` it pauses every request of the fetcher.
+//! `429` it pauses every request of the fetcher; each new pause is logged as a warning (with the
+//! host, and whether it was cut to the longest honoured) and readable through
+//! [`Fetcher::server_pause`]. A host that failed too many downloads in a row gets no more
+//! requests ([`Fetcher::stopped_host`]).
 //!
 //! # The CDN template
 //!
@@ -74,6 +78,7 @@
 //! # Ok(()) }
 //! ```
 
+mod breaker;
 mod error;
 mod fetch;
 mod learn;
@@ -81,7 +86,9 @@ mod options;
 mod polite;
 mod sink;
 
+pub use breaker::HostStop;
 pub use error::{FetchError, FetchErrorKind};
 pub use fetch::{Download, Fetcher, Verified};
 pub use options::{DEFAULT_USER_AGENT, FetchOptions};
+pub use polite::ServerPause;
 pub use sink::Sink;

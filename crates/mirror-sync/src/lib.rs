@@ -56,9 +56,12 @@ mod verify;
 pub use crash::CRASH_AT_ENV;
 pub use download::FetchSettings;
 pub use error::Error;
+pub use mirror_fetch::ServerPause;
 pub use progress::{Interrupt, NoProgress, Progress, Stage};
 pub use publish::{DEFAULT_BASE_URL, PublishOptions, PublishReport, publish, republish, retract};
-pub use report::{ChecksumChange, Failure, SyncReport, VerifyReport, VersionRef};
+pub use report::{
+    ChecksumChange, Failure, FailureGroup, HostStopped, SyncReport, VerifyReport, VersionRef,
+};
 pub use source::Source;
 pub use status::{StatusReport, status};
 pub use sync::{SyncOptions, sync};

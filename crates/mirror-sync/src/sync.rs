@@ -336,6 +336,8 @@ pub fn sync(
         report.downloaded = downloaded.done;
         report.downloaded_bytes = downloaded.bytes;
         report.failures.extend(downloaded.failures);
+        report.host_stopped = downloaded.host_stopped;
+        report.not_attempted = downloaded.not_attempted;
         report.interrupted |= downloaded.interrupted;
         if let Some(why) = downloaded.stopped {
             tracing::error!("the run stopped early: {why}");
@@ -344,6 +346,7 @@ pub fn sync(
     }
     report.interrupted |= interrupt.is_triggered();
     report.failed = report.failures.len() as u64;
+    report.failures_by_kind = crate::report::group(&report.failures);
 
     // Publish what is now verified (only that: the state says verified only once a file is in
     // place). A first publish of a mirror rewrites every file. A full compare published the
@@ -396,8 +399,12 @@ pub fn sync(
     }
 
     // The sync marker only moves when the whole index is mirrored: never past a failure, nor
-    // past downloads a local failure kept from starting.
-    let complete = report.failed == 0 && !report.interrupted && stopped.is_none();
+    // past downloads a local failure or a host given up on kept from starting.
+    let complete = report.failed == 0
+        && !report.interrupted
+        && stopped.is_none()
+        && report.host_stopped.is_none()
+        && report.not_attempted == 0;
     if complete
         && options.crates.is_empty()
         && let Some((_, tip)) = source.git_tips()

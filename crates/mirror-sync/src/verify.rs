@@ -407,6 +407,9 @@ fn repair(
     ));
     report.repaired = downloaded.done;
     report.failures = downloaded.failures;
+    report.failures_by_kind = crate::report::group(&report.failures);
+    report.host_stopped = downloaded.host_stopped;
+    report.not_attempted = downloaded.not_attempted;
     report.interrupted |= downloaded.interrupted;
     if let Some(why) = downloaded.stopped {
         // Publishing would write to the same, likely full, disk and turn a report into a fatal

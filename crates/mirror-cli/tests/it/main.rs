@@ -1,11 +1,13 @@
 //! End-to-end tests of the `mirror-cli` binary.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod args;
 mod crash;
 mod history;
 mod honesty;
 mod hostile;
 mod list;
+mod refusal;
 mod serve;
 mod sync;
 
