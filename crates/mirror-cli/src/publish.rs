@@ -17,7 +17,7 @@ pub(crate) struct PublishArgs {
     /// The URL clients reach the mirror root at, such as https://mirror.example.org: config.json's
     /// dl points below it. Remembered for later syncs and publishes; default: the last one given,
     /// else http://127.0.0.1:8080 (`mirror-cli serve` rewrites dl to its own address anyway).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::serve::base_url_arg)]
     base_url: Option<String>,
     /// Threads for state lookups and writes (default: one per core, at least eight).
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]

@@ -82,7 +82,7 @@ pub(crate) struct SyncArgs {
     dl: Option<String>,
     /// Where the mirror will be served from: the published index/config.json points cargo's
     /// downloads at URL/crates/…. Remembered; `mirror-cli serve` needs none.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::serve::base_url_arg)]
     base_url: Option<String>,
     /// Only these crates (repeatable).
     #[arg(long = "crate", value_name = "NAME")]

@@ -14,6 +14,7 @@
 //! assert_eq!(file.problems[0].to_string().split(':').take(2).collect::<Vec<_>>(), ["2/ab", "2"]);
 //! ```
 
+mod base_url;
 mod checksum;
 mod config;
 mod dir;
@@ -29,6 +30,7 @@ mod source;
 mod sparse;
 mod version;
 
+pub use base_url::BaseUrl;
 pub use checksum::Checksum;
 pub use config::{DlTemplate, IndexConfig};
 pub use dir::DirIndex;

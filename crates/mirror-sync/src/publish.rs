@@ -11,9 +11,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use mirror_index::{
-    CrateName, DlTemplate, IndexEntry, IndexFile, ReadOptions, Version, index_path,
-};
+use mirror_index::{BaseUrl, CrateName, IndexEntry, IndexFile, ReadOptions, Version, index_path};
 use mirror_state::{State, StateOptions, Status};
 use mirror_store::Store;
 use rayon::prelude::*;
@@ -369,43 +367,9 @@ fn base_url(state: &State, given: Option<&str>) -> Result<String, Error> {
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()))
 }
 
-/// Checks a base URL and drops its trailing slashes: `http(s)://host[:port][/path]`, nothing
-/// that would read as a template marker, no query, fragment or credentials.
+/// Checks a base URL and drops its trailing slashes: the one check `serve` makes too.
 fn check_base_url(url: &str) -> Result<String, Error> {
-    let invalid = |reason: &str| Error::Config(format!("invalid base url {url:?}: {reason}"));
-    let trimmed = url.trim_end_matches('/');
-    let rest = ["http://", "https://"]
-        .iter()
-        .find_map(|scheme| {
-            trimmed
-                .get(..scheme.len())
-                .filter(|s| s.eq_ignore_ascii_case(scheme))
-                .map(|_| &trimmed[scheme.len()..])
-        })
-        .ok_or_else(|| invalid("only http:// and https:// URLs are supported"))?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(invalid("has no host"));
-    }
-    if host.contains('@') {
-        return Err(invalid("may not hold a user name or password"));
-    }
-    if trimmed.contains(['{', '}']) {
-        return Err(invalid("contains a brace"));
-    }
-    if trimmed.contains(['?', '#']) {
-        return Err(invalid("has a query or fragment"));
-    }
-    if trimmed
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
-    {
-        return Err(invalid(
-            "contains whitespace, control or non-ASCII characters",
-        ));
-    }
-    DlTemplate::new(&dl(trimmed)).map_err(|e| invalid(&e.to_string()))?;
-    Ok(trimmed.to_owned())
+    Ok(BaseUrl::parse(url)?.to_string())
 }
 
 /// The `dl` template for crate files below `base`: the mirror's own layout.
