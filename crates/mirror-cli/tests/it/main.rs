@@ -3,6 +3,7 @@
 
 mod args;
 mod crash;
+mod deploy;
 mod history;
 mod honesty;
 mod hostile;
