@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use mirror_core::{Mismatch, Verified, Verifier};
 use mirror_index::{Checksum, CrateName, DlTemplate, IndexEntry, Version};
 use reqwest::header::{CONTENT_ENCODING, HeaderValue, LOCATION};
 use reqwest::{StatusCode, Url};
-use sha2::{Digest as _, Sha256};
 use tokio::time::{Instant, timeout};
 use tracing::Instrument as _;
 
@@ -38,21 +38,6 @@ impl<'a> From<&'a IndexEntry> for Download<'a> {
     fn from(entry: &'a IndexEntry) -> Self {
         Download::new(entry.name(), entry.vers(), entry.cksum())
     }
-}
-
-/// A download whose every byte was hashed and matched the expected checksum. Only
-/// [`Fetcher::fetch`] makes one, and only after the digest matched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Verified {
-    /// Bytes written to the sink.
-    pub len: u64,
-    /// Their SHA-256, equal to the expected checksum.
-    pub sha256: Checksum,
-    /// Attempts made, the successful one included.
-    pub attempts: u32,
-    /// Where the bytes came from (the last URL after redirects).
-    pub url: String,
 }
 
 /// Downloads `.crate` files politely and verifies them.
@@ -140,8 +125,8 @@ impl Failure {
 
 /// What a successful attempt read.
 struct Body {
-    len: u64,
-    sha256: Checksum,
+    /// Made by the core's `Verifier` from the bytes written to the sink.
+    verified: Verified,
     url: Url,
 }
 
@@ -276,13 +261,8 @@ impl Fetcher {
             let failure = match self.attempt(download, sink).await {
                 Ok(body) => {
                     polite.speed_up();
-                    tracing::debug!(url = %body.url, len = body.len, attempt, "verified");
-                    return Ok(Verified {
-                        len: body.len,
-                        sha256: body.sha256,
-                        attempts: attempt,
-                        url: body.url.into(),
-                    });
+                    tracing::debug!(url = %body.url, len = body.verified.len, attempt, "verified");
+                    return Ok(body.verified.with_origin(attempt, body.url));
                 }
                 Err(failure) => failure,
             };
@@ -453,7 +433,7 @@ impl Fetcher {
             // None was asked for; the bytes are hashed as served and the checksum decides.
             tracing::warn!(%url, ?encoding, "unexpected content-encoding");
         }
-        let mut hasher = Sha256::new();
+        let mut verifier = Verifier::new(*download.cksum);
         let mut len: u64 = 0;
         let body_started = tokio::time::Instant::now();
         loop {
@@ -502,7 +482,7 @@ impl Fetcher {
                     format!("the body is over the limit of {} bytes", options.max_size),
                 ));
             }
-            hasher.update(&chunk);
+            verifier.update(&chunk);
             sink.write(&chunk).await.map_err(|e| {
                 Failure::new(
                     FetchErrorKind::Sink,
@@ -527,25 +507,23 @@ impl Fetcher {
             )
             .with_source(e)
         })?;
-        let actual = Checksum::from_bytes(hasher.finalize().into());
-        if actual != *download.cksum {
-            return Err(Failure::new(
-                FetchErrorKind::ChecksumMismatch {
-                    expected: *download.cksum,
-                    actual,
-                },
-                &url,
-                format!(
-                    "checksum mismatch for {} {}: expected {}, got {actual}",
-                    download.name, download.vers, download.cksum
-                ),
-            ));
-        }
-        Ok(Body {
-            len,
-            sha256: actual,
-            url,
-        })
+        let verified = match verifier.finish() {
+            Ok(verified) => verified,
+            Err(Mismatch { actual, .. }) => {
+                return Err(Failure::new(
+                    FetchErrorKind::ChecksumMismatch {
+                        expected: *download.cksum,
+                        actual,
+                    },
+                    &url,
+                    format!(
+                        "checksum mismatch for {} {}: expected {}, got {actual}",
+                        download.name, download.vers, download.cksum
+                    ),
+                ));
+            }
+        };
+        Ok(Body { verified, url })
     }
 
     /// Tries to learn the CDN template from the download API's redirect to `location`.

@@ -79,9 +79,9 @@ mod fetch;
 mod learn;
 mod options;
 mod polite;
-mod sink;
 
 pub use error::{FetchError, FetchErrorKind};
-pub use fetch::{Download, Fetcher, Verified};
+pub use fetch::{Download, Fetcher};
+// Defined in the core so that the store can be a sink and hold a proof without the HTTP stack.
+pub use mirror_core::{Sink, Verified};
 pub use options::{DEFAULT_USER_AGENT, FetchOptions};
-pub use sink::Sink;
