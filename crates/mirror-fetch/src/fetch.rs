@@ -69,15 +69,15 @@ impl<'a> From<&'a IndexEntry> for Download<'a> {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    client: reqwest::Client,
-    options: FetchOptions,
+pub(crate) struct Inner {
+    pub(crate) client: reqwest::Client,
+    pub(crate) options: FetchOptions,
     user_agent: String,
-    polite: Politeness,
+    pub(crate) polite: Politeness,
     /// The CDN template, seeded or learned from a redirect.
     cdn: RwLock<Option<DlTemplate>>,
     /// A template derived from one redirect, with the crate it came from, waiting for a redirect
@@ -90,17 +90,21 @@ struct Inner {
 }
 
 /// How one attempt failed, before the attempt count is known.
-struct Failure {
-    kind: FetchErrorKind,
-    url: String,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) kind: FetchErrorKind,
+    pub(crate) url: String,
+    pub(crate) message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Failure {
     /// Boxed: failures are rare, and a small `Result` keeps the happy path cheap.
-    fn new(kind: FetchErrorKind, url: impl AsRef<str>, message: impl Into<String>) -> Box<Self> {
+    pub(crate) fn new(
+        kind: FetchErrorKind,
+        url: impl AsRef<str>,
+        message: impl Into<String>,
+    ) -> Box<Self> {
         Box::new(Failure {
             kind,
             url: url.as_ref().to_owned(),
@@ -118,7 +122,7 @@ impl Failure {
         self
     }
 
-    fn into_error(self, attempts: u32) -> FetchError {
+    pub(crate) fn into_error(self, attempts: u32) -> FetchError {
         FetchError::new(self.kind, self.url, attempts, self.message, self.source)
     }
 }
@@ -571,7 +575,10 @@ impl Fetcher {
 }
 
 /// Where a redirect response points, resolved against the request URL; `http` and `https` only.
-fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Url, Box<Failure>> {
+pub(crate) fn redirect_target(
+    url: &Url,
+    response: &reqwest::Response,
+) -> Result<Url, Box<Failure>> {
     let location = response.headers().get(LOCATION).ok_or_else(|| {
         Failure::new(
             FetchErrorKind::BadRedirect,
@@ -604,7 +611,7 @@ fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Url, Box<F
 }
 
 /// Classifies an error that came before any response.
-fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
+pub(crate) fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
     let error = error.without_url();
     let kind = if error.is_timeout() {
         FetchErrorKind::Timeout
@@ -616,7 +623,7 @@ fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
 
 /// An error's message with the chain of its causes (reqwest's own says little, such as "error
 /// sending request").
-fn chain(error: &reqwest::Error) -> String {
+pub(crate) fn chain(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

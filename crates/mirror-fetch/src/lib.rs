@@ -78,10 +78,13 @@ mod error;
 mod fetch;
 mod learn;
 mod options;
+mod page;
 mod polite;
+mod sparse;
 
 pub use error::{FetchError, FetchErrorKind};
 pub use fetch::{Download, Fetcher};
 // Defined in the core so that the store can be a sink and hold a proof without the HTTP stack.
 pub use mirror_core::{Sink, Verified};
 pub use options::{DEFAULT_USER_AGENT, FetchOptions};
+pub use sparse::{SparseFile, SparseIndex, SparseOptions};

@@ -18,7 +18,6 @@ mod dir;
 mod git;
 mod read;
 mod source;
-mod sparse;
 
 /// The index paths of `mirror-core`, under the module name the sources use.
 mod path {
@@ -34,4 +33,3 @@ pub use mirror_core::{
 };
 pub use read::{ReadOptions, ReadStats};
 pub use source::SourceSpec;
-pub use sparse::{SparseFile, SparseIndex, SparseOptions};
