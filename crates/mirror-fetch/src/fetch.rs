@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use mirror_core::{Mismatch, Verified, Verifier};
 use mirror_index::{Checksum, CrateName, DlTemplate, IndexEntry, Version};
 use reqwest::header::{CONTENT_ENCODING, HeaderValue, LOCATION};
 use reqwest::{StatusCode, Url};
-use sha2::{Digest as _, Sha256};
 use tokio::time::{Instant, timeout};
 use tracing::Instrument as _;
 
@@ -41,21 +41,6 @@ impl<'a> From<&'a IndexEntry> for Download<'a> {
     }
 }
 
-/// A download whose every byte was hashed and matched the expected checksum. Only
-/// [`Fetcher::fetch`] makes one, and only after the digest matched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Verified {
-    /// Bytes written to the sink.
-    pub len: u64,
-    /// Their SHA-256, equal to the expected checksum.
-    pub sha256: Checksum,
-    /// Attempts made, the successful one included.
-    pub attempts: u32,
-    /// Where the bytes came from (the last URL after redirects).
-    pub url: String,
-}
-
 /// Downloads `.crate` files politely and verifies them.
 ///
 /// One `Fetcher` holds one connection pool and one set of limits; clones share both (it is an
@@ -85,17 +70,17 @@ pub struct Verified {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    client: reqwest::Client,
-    options: FetchOptions,
+pub(crate) struct Inner {
+    pub(crate) client: reqwest::Client,
+    pub(crate) options: FetchOptions,
     user_agent: String,
-    polite: Politeness,
+    pub(crate) polite: Politeness,
     /// Which hosts keep failing, and which are given up on.
-    breaker: Breaker,
+    pub(crate) breaker: Breaker,
     /// The CDN template, seeded or learned from a redirect.
     cdn: RwLock<Option<DlTemplate>>,
     /// A template derived from one redirect, with the crate it came from, waiting for a redirect
@@ -108,18 +93,22 @@ struct Inner {
 }
 
 /// How one attempt failed, before the attempt count is known.
-struct Failure {
-    kind: FetchErrorKind,
-    url: String,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) kind: FetchErrorKind,
+    pub(crate) url: String,
+    pub(crate) message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
     /// The `Retry-After` as the server gave it, not yet cut to the limit.
-    retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Failure {
     /// Boxed: failures are rare, and a small `Result` keeps the happy path cheap.
-    fn new(kind: FetchErrorKind, url: impl AsRef<str>, message: impl Into<String>) -> Box<Self> {
+    pub(crate) fn new(
+        kind: FetchErrorKind,
+        url: impl AsRef<str>,
+        message: impl Into<String>,
+    ) -> Box<Self> {
         Box::new(Failure {
             kind,
             url: url.as_ref().to_owned(),
@@ -137,15 +126,15 @@ impl Failure {
         self
     }
 
-    fn into_error(self, attempts: u32) -> FetchError {
+    pub(crate) fn into_error(self, attempts: u32) -> FetchError {
         FetchError::new(self.kind, self.url, attempts, self.message, self.source)
     }
 }
 
 /// What a successful attempt read.
 struct Body {
-    len: u64,
-    sha256: Checksum,
+    /// Made by the core's `Verifier` from the bytes written to the sink.
+    verified: Verified,
     url: Url,
 }
 
@@ -306,13 +295,8 @@ impl Fetcher {
                     let first = host_of(&self.url(download));
                     let last = host_key(&body.url);
                     breaker.success(first.as_deref().into_iter().chain([last.as_str()]));
-                    tracing::debug!(url = %body.url, len = body.len, attempt, "verified");
-                    return Ok(Verified {
-                        len: body.len,
-                        sha256: body.sha256,
-                        attempts: attempt,
-                        url: body.url.into(),
-                    });
+                    tracing::debug!(url = %body.url, len = body.verified.len, attempt, "verified");
+                    return Ok(body.verified.with_origin(attempt, body.url));
                 }
                 Err(failure) => failure,
             };
@@ -372,7 +356,7 @@ impl Fetcher {
 
     /// Notes a `Retry-After` pause and warns when it starts a new one: a long pause otherwise
     /// looks like a run that hangs.
-    fn announce_pause(
+    pub(crate) fn announce_pause(
         &self,
         host: &str,
         status: u16,
@@ -566,7 +550,7 @@ impl Fetcher {
             // None was asked for; the bytes are hashed as served and the checksum decides.
             tracing::warn!(%url, ?encoding, "unexpected content-encoding");
         }
-        let mut hasher = Sha256::new();
+        let mut verifier = Verifier::new(*download.cksum);
         let mut len: u64 = 0;
         let body_started = tokio::time::Instant::now();
         loop {
@@ -615,7 +599,7 @@ impl Fetcher {
                     format!("the body is over the limit of {} bytes", options.max_size),
                 ));
             }
-            hasher.update(&chunk);
+            verifier.update(&chunk);
             sink.write(&chunk).await.map_err(|e| {
                 Failure::new(
                     FetchErrorKind::Sink,
@@ -640,25 +624,23 @@ impl Fetcher {
             )
             .with_source(e)
         })?;
-        let actual = Checksum::from_bytes(hasher.finalize().into());
-        if actual != *download.cksum {
-            return Err(Failure::new(
-                FetchErrorKind::ChecksumMismatch {
-                    expected: *download.cksum,
-                    actual,
-                },
-                &url,
-                format!(
-                    "checksum mismatch for {} {}: expected {}, got {actual}",
-                    download.name, download.vers, download.cksum
-                ),
-            ));
-        }
-        Ok(Body {
-            len,
-            sha256: actual,
-            url,
-        })
+        let verified = match verifier.finish() {
+            Ok(verified) => verified,
+            Err(Mismatch { actual, .. }) => {
+                return Err(Failure::new(
+                    FetchErrorKind::ChecksumMismatch {
+                        expected: *download.cksum,
+                        actual,
+                    },
+                    &url,
+                    format!(
+                        "checksum mismatch for {} {}: expected {}, got {actual}",
+                        download.name, download.vers, download.cksum
+                    ),
+                ));
+            }
+        };
+        Ok(Body { verified, url })
     }
 
     /// Tries to learn the CDN template from the download API's redirect to `location`.
@@ -706,7 +688,10 @@ impl Fetcher {
 }
 
 /// Where a redirect response points, resolved against the request URL; `http` and `https` only.
-fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Url, Box<Failure>> {
+pub(crate) fn redirect_target(
+    url: &Url,
+    response: &reqwest::Response,
+) -> Result<Url, Box<Failure>> {
     let location = response.headers().get(LOCATION).ok_or_else(|| {
         Failure::new(
             FetchErrorKind::BadRedirect,
@@ -739,7 +724,7 @@ fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Url, Box<F
 }
 
 /// Classifies an error that came before any response.
-fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
+pub(crate) fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
     let error = error.without_url();
     let kind = if error.is_timeout() {
         FetchErrorKind::Timeout
@@ -751,7 +736,7 @@ fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
 
 /// An error's message with the chain of its causes (reqwest's own says little, such as "error
 /// sending request").
-fn chain(error: &reqwest::Error) -> String {
+pub(crate) fn chain(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

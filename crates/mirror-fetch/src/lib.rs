@@ -83,12 +83,15 @@ mod error;
 mod fetch;
 mod learn;
 mod options;
+mod page;
 mod polite;
-mod sink;
+mod sparse;
 
 pub use breaker::HostStop;
 pub use error::{FetchError, FetchErrorKind};
-pub use fetch::{Download, Fetcher, Verified};
+pub use fetch::{Download, Fetcher};
+// Defined in the core so that the store can be a sink and hold a proof without the HTTP stack.
+pub use mirror_core::{Sink, Verified};
 pub use options::{DEFAULT_USER_AGENT, FetchOptions};
 pub use polite::ServerPause;
-pub use sink::Sink;
+pub use sparse::{SparseFile, SparseIndex, SparseOptions};

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mirror_index::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Version};
 
 use crate::record::{self, Record, Status, Tombstone};
 use crate::schema::{self, META_TREE, RECORDS_TREE, SCHEMA_KEY, TOMBSTONES_TREE};
@@ -303,7 +303,7 @@ impl State {
     /// When one key appears more than once, the last operation wins.
     ///
     /// ```
-    /// use mirror_index::{Checksum, CrateName, Version};
+    /// use mirror_core::{Checksum, CrateName, Version};
     /// use mirror_state::{Batch, State, StateOptions};
     /// let dir = tempfile::tempdir().unwrap();
     /// let state = State::open(dir.path(), StateOptions::default()).unwrap();

@@ -108,8 +108,12 @@ pub fn sync(
     progress.stage(&Stage::UpdatingIndex {
         source: src.clone(),
     });
-    let user_agent = options.fetch.full_user_agent();
-    let source = match Source::open(&src, &store.index_dir(), &user_agent, interrupt.as_atomic()) {
+    let source = match Source::open_with(
+        &src,
+        &store.index_dir(),
+        &options.fetch,
+        interrupt.as_atomic(),
+    ) {
         Err(_) if interrupt.is_triggered() => return Err(Error::Interrupted),
         other => other?,
     };

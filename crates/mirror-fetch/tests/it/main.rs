@@ -8,6 +8,7 @@ mod limits;
 mod raw;
 mod real;
 mod redirects;
+mod sparse;
 mod stops;
 mod verify;
 
