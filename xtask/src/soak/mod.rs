@@ -37,7 +37,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mirror_fetch::{Download, FetchErrorKind, FetchOptions, Fetcher};
 use mirror_index::{Checksum, CrateName, DlTemplate, Version, index_prefix};
-use mirror_state::{State, StateOptions};
 use mirror_testkit::server::{
     Fault, RateFaults, RegistryOptions, RequestRecord, TestServer, gzip_zeros, max_concurrency,
     max_requests_in_window,
@@ -48,15 +47,38 @@ use sha2::{Digest as _, Sha256};
 
 use crate::bench_verify::Rng;
 
+mod corrupt;
+mod flood;
+mod promises;
+mod windows;
+
+use promises::Damaged;
+
 /// Arguments of `cargo xtask soak`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// SIGKILLs of `mirror-cli sync` to land (runs that finish before their kill do not count).
-    #[arg(long, default_value_t = 40)]
-    sync_kills: u32,
-    /// SIGKILLs of `mirror-cli verify --repair` to land.
-    #[arg(long, default_value_t = 20)]
-    verify_kills: u32,
+    /// A short run, a few minutes on a 2-core machine: 6 sync kills, 4 verify kills, 4 window
+    /// kills of each kind, 6 corruption cases, 10 s of fuzzing per target. Counts given
+    /// explicitly win.
+    #[arg(long)]
+    short: bool,
+    /// SIGKILLs of `mirror-cli sync` to land (runs that finish before their kill do not count)
+    /// [default: 40].
+    #[arg(long)]
+    sync_kills: Option<u32>,
+    /// SIGKILLs of `mirror-cli verify --repair` at random moments to land [default: 20].
+    #[arg(long)]
+    verify_kills: Option<u32>,
+    /// SIGKILLs of each of `verify`, `verify --repair` and `sync --prune` to land inside the
+    /// window between their first irreversible step and their end [default: 12].
+    #[arg(long)]
+    window_kills: Option<u32>,
+    /// Damaged copies of a state to open (truncated or with bits flipped) [default: 12].
+    #[arg(long)]
+    corrupt_cases: Option<u32>,
+    /// Idle connections of the slow-client flood against `mirror-cli serve`.
+    #[arg(long, default_value_t = 1100)]
+    flood_connections: u32,
     /// `--rate` of every sync: low enough that a whole sync of the fixture takes seconds.
     #[arg(long, default_value_t = 60.0)]
     rate: f64,
@@ -67,9 +89,9 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Seconds of fuzzing per cargo-fuzz target in the fuzzing phase (`cargo xtask fuzz`;
-    /// installs cargo-fuzz when missing).
-    #[arg(long, default_value_t = 60)]
-    fuzz_seconds: u64,
+    /// installs cargo-fuzz when missing) [default: 60].
+    #[arg(long)]
+    fuzz_seconds: Option<u64>,
     /// Run only these phases (repeatable; default: all). The doc is rewritten only after all.
     #[arg(long, value_enum)]
     phase: Vec<Phase>,
@@ -81,10 +103,39 @@ pub(crate) struct Args {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Crashes,
+    Windows,
+    Corruption,
+    Flood,
     Faults,
     Hostile,
     FullDisk,
     Fuzz,
+}
+
+/// The run's length, from the arguments and `--short`.
+struct Limits {
+    sync_kills: u32,
+    verify_kills: u32,
+    window_kills: u32,
+    corrupt_cases: u32,
+    fuzz_seconds: u64,
+}
+
+impl Limits {
+    fn of(args: &Args) -> Limits {
+        let pick = |given: Option<u32>, short: u32, long: u32| {
+            given.unwrap_or(if args.short { short } else { long })
+        };
+        Limits {
+            sync_kills: pick(args.sync_kills, 6, 40),
+            verify_kills: pick(args.verify_kills, 4, 20),
+            window_kills: pick(args.window_kills, 4, 12),
+            corrupt_cases: pick(args.corrupt_cases, 6, 12),
+            fuzz_seconds: args
+                .fuzz_seconds
+                .unwrap_or(if args.short { 10 } else { 60 }),
+        }
+    }
 }
 
 /// Everything counted, for the table and the doc.
@@ -100,6 +151,21 @@ struct Figures {
     finished_before_kill: u32,
     /// Checks of the mirror (files hashed against the index, state records against the files).
     checks: u32,
+    /// Verified records and published lines checked by those checks, and those excused because
+    /// the soak damaged their file and no run had noticed yet.
+    promise_records: u64,
+    promise_lines: u64,
+    promise_excused: u64,
+    /// Every broken promise, with the step after which it was found. Fails the soak.
+    violations: Vec<String>,
+    /// Kills aimed at the window after the first irreversible step, by run.
+    windows: BTreeMap<windows::Target, windows::WindowFigures>,
+    /// Versions removed upstream for the prune rounds.
+    pruned_upstream: u32,
+    /// Damaged states: each case and what came of it.
+    corruption: Vec<corrupt::Case>,
+    /// Slow-client floods: each scenario and the time a normal request took during it.
+    floods: Vec<flood::Flood>,
     /// Files damaged on purpose for `verify` to find.
     damaged: u32,
     /// Times the state was deleted under a partial mirror, so the next sync adopts its files.
@@ -164,6 +230,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         dest: work.path().join("mirror"),
         work: work.path().to_owned(),
         rng: Rng(args.seed),
+        limits: Limits::of(&args),
+        damaged: Damaged::default(),
+        state_lost: false,
+        context: "the start".to_owned(),
         args,
         figures: Figures::default(),
     };
@@ -180,31 +250,52 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let all = soak.args.phase.is_empty();
     let wanted = |phase| all || soak.args.phase.contains(&phase);
-    let (crashes, faults, hostile, full_disk, fuzz) = (
+    let (crashes, windows, corruption, flood) = (
         wanted(Phase::Crashes),
+        wanted(Phase::Windows),
+        wanted(Phase::Corruption),
+        wanted(Phase::Flood),
+    );
+    let (faults, hostile, full_disk, fuzz) = (
         wanted(Phase::Faults),
         wanted(Phase::Hostile),
         wanted(Phase::FullDisk),
         wanted(Phase::Fuzz),
     );
-    if crashes {
-        soak.crashes()?;
-    }
-    if faults {
-        soak.faults()?;
-    }
-    if hostile {
-        soak.hostile()?;
-    }
-    if full_disk {
-        soak.full_disk()?;
+    let phases = (|| -> anyhow::Result<()> {
+        if crashes {
+            soak.crashes()?;
+        }
+        if windows {
+            soak.windows()?;
+        }
+        if corruption {
+            soak.corruption()?;
+        }
+        if flood {
+            soak.flood()?;
+        }
+        if faults {
+            soak.faults()?;
+        }
+        if hostile {
+            soak.hostile()?;
+        }
+        if full_disk {
+            soak.full_disk()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = phases {
+        report_violations(&soak.figures.violations);
+        return Err(e);
     }
     if fuzz {
         eprintln!(
             "==> fuzzing: every cargo-fuzz target for {} s",
-            soak.args.fuzz_seconds
+            soak.limits.fuzz_seconds
         );
-        let (table, problems) = crate::fuzz::fuzz(None, soak.args.fuzz_seconds)?;
+        let (table, problems) = crate::fuzz::fuzz(None, soak.limits.fuzz_seconds)?;
         ensure!(
             problems.is_empty(),
             "fuzzing found problems:\n{}",
@@ -216,13 +307,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     soak.figures.took = started.elapsed();
     let table = soak.table();
     println!("{table}");
-    if !soak.args.no_docs && all {
+    let violations = &soak.figures.violations;
+    // The doc is rewritten after a full soak, or after every phase but fuzzing (whose last
+    // figures it keeps, saying so), and only when no promise broke.
+    let docs = all || (crashes && windows && corruption && flood && faults && hostile && full_disk);
+    if !soak.args.no_docs && docs && violations.is_empty() {
         let doc = root.join("docs/reliability.md");
-        std::fs::write(&doc, soak.doc(&table)?)
+        let old = std::fs::read_to_string(&doc).unwrap_or_default();
+        std::fs::write(&doc, soak.doc(&table, &old)?)
             .with_context(|| format!("writing {}", doc.display()))?;
         eprintln!("==> wrote {}", doc.display());
     }
+    report_violations(violations);
+    ensure!(
+        violations.is_empty(),
+        "{} broken promises (listed above)",
+        violations.len()
+    );
     Ok(())
+}
+
+/// Prints every broken promise, loudly, at the end.
+fn report_violations(violations: &[String]) {
+    if violations.is_empty() {
+        eprintln!("==> no promise broken");
+        return;
+    }
+    eprintln!("!!! {} BROKEN PROMISES:", violations.len());
+    for v in violations {
+        eprintln!("!!!   {v}");
+    }
 }
 
 /// Builds `mirror-cli` (debug, as the tests use it) and returns its path.
@@ -335,6 +449,13 @@ fn text(output: &Output) -> String {
 
 struct Soak {
     args: Args,
+    limits: Limits,
+    /// Files damaged on purpose, and which of them a run noticed.
+    damaged: Damaged,
+    /// The soak deleted the state in this crash cycle (its records are rebuilt by adoption).
+    state_lost: bool,
+    /// What ran last, for the violation messages.
+    context: String,
     cli: Cli,
     index: String,
     registry: RealRegistry,
@@ -358,6 +479,11 @@ impl Soak {
     }
 
     fn sync_command(&self, extra: &[&str]) -> Command {
+        self.sync_command_at(&self.index, extra)
+    }
+
+    /// A sync of the index `index`.
+    fn sync_command_at(&self, index: &str, extra: &[&str]) -> Command {
         let rate = self.args.rate.to_string();
         let jobs = self.args.jobs.to_string();
         let mut args = vec![
@@ -365,7 +491,7 @@ impl Soak {
             "--dest",
             self.dest.to_str().expect("a UTF-8 temp path"),
             "--index",
-            &self.index,
+            index,
             "--json",
             "--rate",
             &rate,
@@ -451,11 +577,13 @@ impl Soak {
     }
 
     /// The invariants after any run, killed or not: every file under `crates/` is a crate file
-    /// of the index with exactly its bytes (`damaged` excepted: those were changed on purpose),
-    /// and every verified record names a file in place with the recorded checksum. Returns the
-    /// files present and the verified records.
-    fn check(&mut self, damaged: &BTreeSet<PathBuf>) -> anyhow::Result<(u64, u64)> {
+    /// of the index with exactly its bytes (files the soak damaged excepted), and the two
+    /// promises ([`promises::check`]). A broken one is counted, reported at once and fails the
+    /// soak at its end; the run goes on so that one soak shows every break. Returns the files
+    /// present and the verified records.
+    fn check(&mut self) -> anyhow::Result<(u64, u64)> {
         self.figures.checks += 1;
+        let mut violations = Vec::new();
         let mut present = BTreeMap::new();
         let mut stack = vec![self.dest.join("crates")];
         while let Some(dir) = stack.pop() {
@@ -471,55 +599,42 @@ impl Soak {
                 }
                 let rel = path.strip_prefix(&self.dest)?.to_owned();
                 let Some(cksum) = self.expected.get(&rel) else {
-                    bail!(
+                    violations.push(format!(
                         "{} is under crates/ but is no crate file of the index (a temp or partial file?)",
                         rel.display()
-                    );
+                    ));
+                    continue;
                 };
                 let (_, actual) = mirror_store::hash_file(&path)
                     .with_context(|| format!("hashing {}", path.display()))?;
-                if actual != *cksum && !damaged.contains(&rel) {
-                    bail!(
+                if actual != *cksum && !self.damaged.files.contains(&rel) {
+                    violations.push(format!(
                         "{} is under its final name with the wrong bytes: {actual}, the index says {cksum}",
                         rel.display()
-                    );
+                    ));
                 }
                 present.insert(rel, actual);
             }
         }
-        let state_dir = self.dest.join(".mirror/state");
-        let mut verified = 0;
-        if state_dir.join("sled").exists() {
-            let options = StateOptions {
-                holder: "cargo xtask soak".into(),
-                ..StateOptions::default()
-            };
-            let state = State::open(&state_dir, options)
-                .with_context(|| format!("opening the state in {}", state_dir.display()))?;
-            for record in state.iter() {
-                let (name, vers, record) = record?;
-                if !record.is_verified() {
-                    continue;
-                }
-                verified += 1;
-                let rel = crate_path(&name, &vers);
-                if damaged.contains(&rel) {
-                    continue;
-                }
-                match present.get(&rel) {
-                    Some(actual) if *actual == record.cksum => {}
-                    Some(actual) => bail!(
-                        "the state says {name} {vers} is verified as {}, but its file hashes to {actual}",
-                        record.cksum
-                    ),
-                    None => bail!(
-                        "the state says {name} {vers} is verified, but {} is missing",
-                        rel.display()
-                    ),
-                }
-            }
+        let scratch = self.work.join("state-copy");
+        let verdict = promises::check(
+            &self.dest,
+            &scratch,
+            &present,
+            &mut self.damaged,
+            self.state_lost,
+        )?;
+        let f = &mut self.figures;
+        f.promise_records += verdict.records;
+        f.promise_lines += verdict.lines;
+        f.promise_excused += verdict.excused;
+        violations.extend(verdict.violations);
+        for v in &violations {
+            eprintln!("!!! PROMISE BROKEN ({}): {v}", self.context);
         }
-        Ok((present.len() as u64, verified))
+        f.violations
+            .extend(violations.into_iter().map(|v| format!("{}: {v}", self.context)));
+        Ok((present.len() as u64, verdict.records))
     }
 
     /// A clean sync and a clean verify: the mirror must be complete and verified.
@@ -540,7 +655,7 @@ impl Soak {
             out.status.code() == Some(0) && ok == self.n(),
             "verify after a clean sync: {report}"
         );
-        let (present, verified) = self.check(&BTreeSet::new())?;
+        let (present, verified) = self.check()?;
         ensure!(
             present == self.n() && verified == self.n(),
             "{present} files and {verified} records of {}",
@@ -574,8 +689,7 @@ impl Soak {
         );
         let sync_ms = (sync_started.elapsed().as_millis() as u64).max(500);
         // Damage as the kill rounds will, so the measured verify includes its repairs.
-        let mut damaged = BTreeSet::new();
-        self.damage(&mut damaged)?;
+        self.damage()?;
         let verify_started = Instant::now();
         let out = self.run(self.verify_command(&["--repair"]))?;
         ensure!(
@@ -585,12 +699,13 @@ impl Soak {
         );
         let verify_ms = (verify_started.elapsed().as_millis() as u64).max(200);
         self.figures.damaged = 0;
+        self.damaged = Damaged::default();
         eprintln!("    sync of everything {sync_ms} ms, verify {verify_ms} ms");
 
-        eprintln!("==> crashes: {} sync kills", self.args.sync_kills);
+        eprintln!("==> crashes: {} sync kills", self.limits.sync_kills);
         self.fresh_dest()?;
         let mut in_cycle = 0;
-        while self.figures.sync_kills < self.args.sync_kills {
+        while self.figures.sync_kills < self.limits.sync_kills {
             // Over the whole length of a first sync and a little beyond, so that kills also land
             // at its very end (publishing, the final state writes).
             let delay = Duration::from_millis((self.rng.unit() * 1.15 * sync_ms as f64) as u64);
@@ -605,6 +720,7 @@ impl Soak {
                 5 if in_cycle > 0 && self.dest.join("crates").exists() => {
                     std::fs::remove_dir_all(self.dest.join(".mirror/state"))?;
                     self.figures.states_lost += 1;
+                    self.state_lost = true;
                     (
                         Some("hashing files left in place"),
                         Duration::from_millis(self.rng.next_u64() % 400),
@@ -612,6 +728,7 @@ impl Soak {
                 }
                 _ => (None, delay),
             };
+            self.context = format!("sync kill {}", self.figures.sync_kills + 1);
             match self.run_killed_at(self.sync_command(&[]), stage, delay)? {
                 End::Killed { stage } => {
                     self.figures.sync_kills += 1;
@@ -628,12 +745,13 @@ impl Soak {
                     in_cycle = 8;
                 }
             }
-            self.check(&BTreeSet::new())?;
+            self.check()?;
             if in_cycle >= 8 {
                 // The cycle's end: the mirror converges, and the next cycle starts from nothing.
                 self.converge()?;
                 self.figures.cycles += 1;
                 self.fresh_dest()?;
+                self.state_lost = false;
                 in_cycle = 0;
             }
         }
@@ -642,11 +760,11 @@ impl Soak {
 
         eprintln!(
             "==> crashes: {} verify --repair kills",
-            self.args.verify_kills
+            self.limits.verify_kills
         );
-        let mut damaged = BTreeSet::new();
-        while self.figures.verify_kills < self.args.verify_kills {
-            self.damage(&mut damaged)?;
+        while self.figures.verify_kills < self.limits.verify_kills {
+            self.damage()?;
+            self.context = format!("verify --repair kill {}", self.figures.verify_kills + 1);
             let delay = Duration::from_millis((self.rng.unit() * 1.3 * verify_ms as f64) as u64);
             match self.run_killed(self.verify_command(&["--repair"]), delay)? {
                 End::Killed { stage } => {
@@ -655,13 +773,8 @@ impl Soak {
                 }
                 End::Exited { .. } => self.figures.finished_before_kill += 1,
             }
-            self.check(&damaged)?;
-            // A damaged file is done with once it is back with the right bytes.
-            damaged.retain(|rel| {
-                let right = self.expected.get(rel);
-                mirror_store::hash_file(&self.dest.join(rel))
-                    .map_or(true, |(_, sum)| Some(&sum) != right)
-            });
+            self.check()?;
+            self.forget_mended();
         }
         let out = self.run(self.verify_command(&["--repair"]))?;
         let report = summary(&out)?;
@@ -674,11 +787,43 @@ impl Soak {
         Ok(())
     }
 
-    /// Damages one to three crate files in place: a flipped byte, a cut, or a deletion.
-    fn damage(&mut self, damaged: &mut BTreeSet<PathBuf>) -> anyhow::Result<()> {
-        let files: Vec<PathBuf> = self.expected.keys().cloned().collect();
+    /// A damaged file is done with once it is back with the right bytes.
+    fn forget_mended(&mut self) {
+        let mended: Vec<PathBuf> = self
+            .damaged
+            .files
+            .iter()
+            .filter(|rel| {
+                let right = self.expected.get(*rel);
+                mirror_store::hash_file(&self.dest.join(rel))
+                    .is_ok_and(|(_, sum)| Some(&sum) == right)
+            })
+            .cloned()
+            .collect();
+        for rel in mended {
+            self.damaged.forget(&rel);
+        }
+    }
+
+    /// Damages one to three crate files in place: a flipped byte, a cut, or a deletion. Only
+    /// files the mirror offers and holds intact are picked, so that a line missing from the
+    /// published index later says a run noticed the damage ([`Damaged::known`]).
+    fn damage(&mut self) -> anyhow::Result<Vec<PathBuf>> {
+        let (lines, _) = promises::published(&self.dest)?;
+        let files: Vec<PathBuf> = lines
+            .iter()
+            .map(|l| crate_path(&l.name, &l.vers))
+            .filter(|rel| !self.damaged.files.contains(rel) && self.dest.join(rel).is_file())
+            .collect();
+        let mut picked = Vec::new();
+        if files.is_empty() {
+            return Ok(picked);
+        }
         for _ in 0..1 + self.rng.next_u64() % 3 {
             let rel = &files[(self.rng.next_u64() % files.len() as u64) as usize];
+            if self.damaged.files.contains(rel) {
+                continue;
+            }
             let path = self.dest.join(rel);
             let Ok(mut bytes) = std::fs::read(&path) else {
                 continue;
@@ -697,10 +842,11 @@ impl Soak {
                 }
                 _ => std::fs::remove_file(&path)?,
             }
-            damaged.insert(rel.clone());
+            self.damaged.files.insert(rel.clone());
+            picked.push(rel.clone());
             self.figures.damaged += 1;
         }
-        Ok(())
+        Ok(picked)
     }
 
     /// Stops the server and starts it again on the same port (the fixture's config names it).
@@ -832,7 +978,7 @@ impl Soak {
             let out = self.run(self.sync_command(&["--attempts", "3"]))?;
             let report = summary(&out)?;
             self.note_failures(&report)?;
-            self.check(&BTreeSet::new())?;
+            self.check()?;
             let failed = count(&report, "failed")?;
             let expected = if failed == 0 { 0 } else { 1 };
             ensure!(
@@ -903,7 +1049,7 @@ impl Soak {
             count(&report, "downloaded")?,
             count(&report, "failed")?
         );
-        self.check(&BTreeSet::new())?;
+        self.check()?;
         self.converge()?;
         Ok(())
     }
@@ -992,7 +1138,7 @@ impl Soak {
             })
             .collect();
         ensure!(got == want, "failures {got:?}, expected {want:?}");
-        self.check(&BTreeSet::new())?;
+        self.check()?;
         for fault in &answers {
             *self
                 .figures
@@ -1331,7 +1477,7 @@ impl Soak {
         // The state cannot open on a full disk (sled writes when it opens), so the state side of
         // the check waits until there is room again.
         mount(&format!("remount,size={}", self.figures.bytes * 4))?;
-        let (present, verified) = self.check(&BTreeSet::new())?;
+        let (present, verified) = self.check()?;
         ensure!(present < self.n(), "everything fitted on {size} bytes");
         self.figures.full_disk = Some((present, size));
         eprintln!(
@@ -1385,6 +1531,73 @@ impl Soak {
             "crash cycles converged to a complete verified mirror",
             f.cycles.to_string(),
         );
+        for (target, w) in &f.windows {
+            let triggers: Vec<String> = w.triggers.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            row(
+                &format!("SIGKILLs of `{}` inside its window", target.name()),
+                format!(
+                    "{} ({} within 2 ms of the first step; {}); window {} ms; {} runs ended in the window before the kill, {} showed no window",
+                    w.kills,
+                    w.at_once,
+                    triggers.join(", "),
+                    w.window_ms,
+                    w.ended_first,
+                    w.no_window
+                ),
+            );
+        }
+        if f.pruned_upstream > 0 {
+            row(
+                "versions removed upstream for the prunes",
+                f.pruned_upstream.to_string(),
+            );
+        }
+        row(
+            "promise checks (after every kill and every run checked)",
+            format!(
+                "{}: {} verified records and {} published lines checked, {} excused (damaged by the soak, not yet noticed by a run)",
+                f.checks, f.promise_records, f.promise_lines, f.promise_excused
+            ),
+        );
+        row("broken promises", f.violations.len().to_string());
+        if !f.corruption.is_empty() {
+            let mut outcomes: BTreeMap<&str, u32> = BTreeMap::new();
+            for case in &f.corruption {
+                *outcomes.entry(case.status).or_default() += 1;
+            }
+            let outcomes: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            row(
+                "damaged states (sled files truncated, bits flipped, zeroed)",
+                format!(
+                    "{}: status {}; recovered (state moved aside, sync) with the promises held, tombstones and base URL rebuilt: {}",
+                    f.corruption.len(),
+                    outcomes.join(", "),
+                    f.corruption.iter().filter(|c| c.recovered).count()
+                ),
+            );
+            for case in &f.corruption {
+                row(
+                    &format!("damaged state: {}", case.damage),
+                    format!(
+                        "status {}; recovery {}",
+                        case.status,
+                        if case.recovered { "converged" } else { "FAILED" }
+                    ),
+                );
+            }
+        }
+        for flood in &f.floods {
+            row(
+                &format!("flood: {}", flood.what),
+                format!(
+                    "{} held; a normal request answered in {} before, {} at once, {} after 12 s",
+                    flood.opened,
+                    flood::show(flood.before),
+                    flood::show(flood.at_once),
+                    flood::show(flood.held)
+                ),
+            );
+        }
         let faults: Vec<String> = f.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
         row(
             "faults injected",
@@ -1447,7 +1660,7 @@ impl Soak {
         format!("| what | figure |\n|---|---|\n{t}")
     }
 
-    fn doc(&self, table: &str) -> anyhow::Result<String> {
+    fn doc(&self, table: &str, _old: &str) -> anyhow::Result<String> {
         let date = Command::new("date")
             .arg("-u")
             .output()
@@ -1537,12 +1750,12 @@ corpus in `fuzz/corpus/`, plus what earlier runs found):
   temp file before it is cut; the soak checks endless bodies through the library with a small
   limit.
 ",
-            a.sync_kills,
-            a.verify_kills,
+            self.limits.sync_kills,
+            self.limits.verify_kills,
             a.rate,
             a.jobs,
             a.seed,
-            a.fuzz_seconds,
+            self.limits.fuzz_seconds,
             fuzz = self.figures.fuzz_table.as_deref().unwrap_or("(not run)\n"),
         ))
     }
