@@ -87,7 +87,11 @@ impl Soak {
         mirror_testkit::git::write_git_index(&tree, &self.registry.git, "soak: remove versions")
             .context("committing the removals")?;
         let out = self.run(self.sync_command(&[]))?;
-        ensure!(out.status.success(), "the sync after removals: {}", text(&out));
+        ensure!(
+            out.status.success(),
+            "the sync after removals: {}",
+            text(&out)
+        );
         let out = self.run(self.cli.command(&[
             "publish",
             "--dest",
@@ -118,7 +122,11 @@ impl Soak {
     fn corruption_cases(&mut self, intact: &Path, removed: usize) -> anyhow::Result<()> {
         let limit = Duration::from_secs(120);
         let out = self.run(self.status_command())?;
-        ensure!(out.status.success(), "status on the intact copy: {}", text(&out));
+        ensure!(
+            out.status.success(),
+            "status on the intact copy: {}",
+            text(&out)
+        );
         let want = status_json(&out)?;
         ensure!(
             count(&want, "removed_upstream")? > 0,
@@ -143,9 +151,8 @@ impl Soak {
             let damage = self.corrupt(&case_dir.join(".mirror/state/sled"), i)?;
             self.context = format!("damaged state {}: {damage}", i + 1);
             let violation = |soak: &mut Soak, what: String| {
-                let v = format!("{}: {what}", soak.context);
-                eprintln!("!!! PROMISE BROKEN: {v}");
-                soak.figures.violations.push(v);
+                let what = format!("damaged state {}: {what}", i + 1);
+                soak.violation(what);
             };
             let status = match run_limited(self.status_command(), limit)? {
                 None => {
@@ -222,7 +229,7 @@ impl Soak {
     /// The recovery the refusal names: the state moved aside, then a sync. The copy must
     /// converge: every file verified, the promises held, tombstones and base URL rebuilt.
     fn recover(&mut self, want: &Value, config: &[u8]) -> anyhow::Result<bool> {
-        let before = self.figures.violations.len();
+        let before = self.figures.violation_hits;
         let state = self.dest.join(".mirror/state");
         std::fs::rename(&state, self.dest.join(".mirror/state.damaged"))
             .with_context(|| format!("moving {} aside", state.display()))?;
@@ -230,7 +237,10 @@ impl Soak {
         let out = self.run(self.sync_command(&[]))?;
         let mut broken = Vec::new();
         if !out.status.success() {
-            broken.push(format!("the sync after moving the state aside failed: {}", text(&out)));
+            broken.push(format!(
+                "the sync after moving the state aside failed: {}",
+                text(&out)
+            ));
         }
         let out = self.run(self.verify_command(&[]))?;
         let report = summary(&out)?;
@@ -258,12 +268,10 @@ impl Soak {
             ));
         }
         for b in broken {
-            let v = format!("{}: {b}", self.context);
-            eprintln!("!!! PROMISE BROKEN: {v}");
-            self.figures.violations.push(v);
+            self.violation(format!("{}: {b}", self.context));
         }
         self.check()?;
-        Ok(self.figures.violations.len() == before)
+        Ok(self.figures.violation_hits == before)
     }
 
     /// Damages the sled files in `sled` as case `i` says; returns what it did.

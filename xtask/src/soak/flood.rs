@@ -67,7 +67,9 @@ impl Soak {
         let mut command = match fd_limit {
             Some(n) => {
                 let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}")).arg(&self.cli.exe).args(args);
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg(&self.cli.exe)
+                    .args(args);
                 c.env("HOME", &self.cli.home).env_remove("RUST_LOG");
                 c
             }
@@ -154,14 +156,13 @@ impl Soak {
                 if !ok {
                     let v = format!(
                         "{}: a normal request {when} took {}, the limit is {LIMIT:?}",
-                        self.context,
+                        flood.what,
                         took.map_or_else(
                             || format!("longer than {GIVE_UP:?} (no answer)"),
                             |t| format!("{t:?}")
                         )
                     );
-                    eprintln!("!!! PROMISE BROKEN: {v}");
-                    self.figures.violations.push(v);
+                    self.violation(v);
                 }
             }
             eprintln!(

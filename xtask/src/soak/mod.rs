@@ -48,6 +48,7 @@ use sha2::{Digest as _, Sha256};
 use crate::bench_verify::Rng;
 
 mod corrupt;
+mod doc;
 mod flood;
 mod promises;
 mod windows;
@@ -156,8 +157,11 @@ struct Figures {
     promise_records: u64,
     promise_lines: u64,
     promise_excused: u64,
-    /// Every broken promise, with the step after which it was found. Fails the soak.
+    /// Every broken promise, with the step after which it was first found. Fails the soak.
     violations: Vec<String>,
+    /// Broken promises as found, the same one again at later checks included.
+    violation_hits: u64,
+    violation_seen: std::collections::HashSet<String>,
     /// Kills aimed at the window after the first irreversible step, by run.
     windows: BTreeMap<windows::Target, windows::WindowFigures>,
     /// Versions removed upstream for the prune rounds.
@@ -314,7 +318,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if !soak.args.no_docs && docs && violations.is_empty() {
         let doc = root.join("docs/reliability.md");
         let old = std::fs::read_to_string(&doc).unwrap_or_default();
-        std::fs::write(&doc, soak.doc(&table, &old)?)
+        std::fs::write(&doc, doc::render(&soak, &table, &old))
             .with_context(|| format!("writing {}", doc.display()))?;
         eprintln!("==> wrote {}", doc.display());
     }
@@ -629,12 +633,21 @@ impl Soak {
         f.promise_lines += verdict.lines;
         f.promise_excused += verdict.excused;
         violations.extend(verdict.violations);
-        for v in &violations {
-            eprintln!("!!! PROMISE BROKEN ({}): {v}", self.context);
+        for v in violations {
+            self.violation(v);
         }
-        f.violations
-            .extend(violations.into_iter().map(|v| format!("{}: {v}", self.context)));
         Ok((present.len() as u64, verdict.records))
+    }
+
+    /// Reports a broken promise at once and keeps it for the end. One still broken at later
+    /// checks is counted again but listed once, with the step after which it was first found.
+    fn violation(&mut self, what: String) {
+        let f = &mut self.figures;
+        f.violation_hits += 1;
+        if f.violation_seen.insert(what.clone()) {
+            eprintln!("!!! PROMISE BROKEN (after {}): {what}", self.context);
+            f.violations.push(format!("after {}: {what}", self.context));
+        }
     }
 
     /// A clean sync and a clean verify: the mirror must be complete and verified.
@@ -647,13 +660,14 @@ impl Soak {
             out.status,
             text(&out)
         );
+        let synced = report;
         let out = self.run(self.verify_command(&[]))?;
         let report = summary(&out)?;
         let ok = count(&report, "ok")?;
         self.figures.lost += self.n().saturating_sub(ok);
         ensure!(
             out.status.code() == Some(0) && ok == self.n(),
-            "verify after a clean sync: {report}"
+            "verify after a clean sync: {report}\nthe sync said: {synced}"
         );
         let (present, verified) = self.check()?;
         ensure!(
@@ -1532,7 +1546,8 @@ impl Soak {
             f.cycles.to_string(),
         );
         for (target, w) in &f.windows {
-            let triggers: Vec<String> = w.triggers.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let triggers: Vec<String> =
+                w.triggers.iter().map(|(k, n)| format!("{k} {n}")).collect();
             row(
                 &format!("SIGKILLs of `{}` inside its window", target.name()),
                 format!(
@@ -1559,7 +1574,10 @@ impl Soak {
                 f.checks, f.promise_records, f.promise_lines, f.promise_excused
             ),
         );
-        row("broken promises", f.violations.len().to_string());
+        row(
+            "broken promises (distinct; found by checks, counting repeats)",
+            format!("{} ({})", f.violations.len(), f.violation_hits),
+        );
         if !f.corruption.is_empty() {
             let mut outcomes: BTreeMap<&str, u32> = BTreeMap::new();
             for case in &f.corruption {
@@ -1581,7 +1599,11 @@ impl Soak {
                     format!(
                         "status {}; recovery {}",
                         case.status,
-                        if case.recovered { "converged" } else { "FAILED" }
+                        if case.recovered {
+                            "converged"
+                        } else {
+                            "FAILED"
+                        }
                     ),
                 );
             }
@@ -1658,106 +1680,6 @@ impl Soak {
         row("versions lost", f.lost.to_string());
         row("soak duration", format!("{:.0} s", f.took.as_secs_f64()));
         format!("| what | figure |\n|---|---|\n{t}")
-    }
-
-    fn doc(&self, table: &str, _old: &str) -> anyhow::Result<String> {
-        let date = Command::new("date")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        let a = &self.args;
-        Ok(format!(
-            "# Reliability
-
-How mirror-cli holds up against crashes, faults, hostile input and full disks (issue 8), and the
-figures of the last soak. The quick cases are tests (`cargo nextest run`); the long runs are
-`cargo xtask soak`, which is not part of CI.
-
-## The last soak
-
-Command: `cargo xtask soak --sync-kills {} --verify-kills {} --rate {} --jobs {} --seed {} --fuzz-seconds {}`
-
-Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the debug build.
-
-{table}
-Fuzzing (no crash, hang or out-of-memory input found; each target ran from the committed
-corpus in `fuzz/corpus/`, plus what earlier runs found):
-
-{fuzz}
-## What the soak does
-
-- **Crashes.** `mirror-cli sync` and `mirror-cli verify --repair` are SIGKILLed after a random
-  delay drawn over the length of a whole sync (measured first), so kills land in every stage:
-  the index update, downloads (each one a rename into `crates/` followed by a state write),
-  quarantines and repairs, publishing, the final state writes. Every third `sync` kill aims at a
-  stage too short for a random delay to hit often: a few milliseconds after `publishing the index`
-  (publishing, then the state writes that end a run), or during `hashing files left in place`
-  after the state was deleted under a partial mirror (adoption writes a record per file). After
-  every kill the soak hashes every file under `crates/` against the index checksum (a file under
-  its final name is never corrupt, and nothing else, such as a temp file, is ever there) and
-  checks every verified record of the state against the file it names (the state never claims a
-  file that fails verification). `verify` runs on a mirror damaged on purpose (bytes flipped, files cut or
-  deleted) so that it has quarantines, downloads and state writes to be killed in. Every cycle
-  ends with a plain sync and verify that must give the complete verified mirror.
-- **Faults.** The testkit server draws a fault for over 40% of crate requests: 500, 502, 503 and
-  429 with `Retry-After`, resets, truncated and stalled bodies, slow first bytes, wrong bytes,
-  404, 403 and gzip bombs. Failures are listed with their kind, exit 1, recorded in the state and
-  retried by the next run. Then the server is stopped in the middle of a sync and restarted on the
-  same port seconds later. The server's request log shows that requests in flight never passed
-  `--jobs` and requests begun in any window never passed the burst plus `--rate` times the window
-  (1 s, 250 ms and 100 ms windows). A clean run then completes with nothing lost.
-- **Hostile input.** An index whose lines try to leave the mirror (`../`, absolute paths,
-  backslashes, drive letters, NUL, a Cyrillic look-alike, a 65-character name, an 8 MB line,
-  invalid UTF-8, a duplicate version with another checksum, a line for another crate's file) next
-  to good crates, with a canary beside `--dest`: every bad line is reported, the good crates
-  mirror, nothing outside `--dest` changes. `dl` templates with `file:`, `ftp:` and `javascript:`
-  schemes are refused with exit 2 before any work. Hostile server answers: a gzip bomb of 1 GiB
-  with `Content-Encoding: gzip` (hashed as served, never expanded: a checksum mismatch), wrong
-  bytes and a truncated body through the CLI; an endless body (cut at the size limit), the bomb,
-  a stall past the stall timeout and a slow first byte through the library.
-- **Full disk.** `--dest` on a tmpfs half the size of the mirror: the sync stops with the
-  `No space left on device` error and a `storage` failure in its report, exit 1, no temp file
-  left and nothing partial under `crates/`; once the filesystem is grown, the same command
-  completes the mirror (files whose records did not reach the disk are adopted by hashing).
-
-## Where the quick cases are tested
-
-- Crashes: `crates/mirror-cli/tests/it/sync.rs` (`a_sync_killed_at_random_moments_always_converges`,
-  `ctrl_c_stops_cleanly_and_the_next_run_resumes`).
-- Two processes on one mirror: `a_second_sync_process_is_refused_while_the_first_runs` (two real
-  `sync` processes; the second exits 2 naming the first's pid) and
-  `a_second_process_on_the_same_mirror_is_refused_with_exit_2`.
-- Full disk: `a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes` and
-  `a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_room` (a tmpfs;
-  they need root, and fail rather than skip without it).
-- Fetch faults and hostile servers: `crates/mirror-fetch/tests/it/` (`faults.rs`, `hostile.rs`
-  for endless bodies, bodies longer than declared and gzip bombs, `verify.rs` for slow drips and
-  size limits, `redirects.rs` for redirect loops and odd schemes).
-- Hostile index: `crates/mirror-cli/tests/it/hostile.rs`.
-- Fuzzing: the soak's last phase, or `cargo xtask fuzz` alone (targets in `fuzz/`: index lines
-  and files, `config.json`, `dl` templates, state records; corpus in `fuzz/corpus/`). Two crashes
-  were found and fixed, each with a regression test (`mirror-index` `props.rs`, a `dl` template
-  without a host; `mirror-state` `corrupt.rs`, over-long texts in a state record).
-
-## Known limits
-
-- On a full disk the state database (sled) cannot write, or even open: records of downloads
-  made just before the disk filled may not reach the disk, and `status` and `verify` fail with
-  the disk-full error until there is room. Nothing is lost: the files are in place and the next
-  sync hashes and adopts them; until then `verify` lists them as unexpected files.
-- The CLI's size limit is fixed at 1 GiB, so an endless body costs up to 1 GiB of download and
-  temp file before it is cut; the soak checks endless bodies through the library with a small
-  limit.
-",
-            self.limits.sync_kills,
-            self.limits.verify_kills,
-            a.rate,
-            a.jobs,
-            a.seed,
-            self.limits.fuzz_seconds,
-            fuzz = self.figures.fuzz_table.as_deref().unwrap_or("(not run)\n"),
-        ))
     }
 }
 

@@ -95,7 +95,9 @@ pub(super) fn published(dest: &Path) -> anyhow::Result<(Vec<Line>, Vec<String>)>
             };
             let file = IndexFile::parse(&rel, &bytes);
             for error in &file.problems {
-                bad.push(format!("index/{rel}: a published line does not parse: {error:?}"));
+                bad.push(format!(
+                    "index/{rel}: a published line does not parse: {error:?}"
+                ));
             }
             lines.extend(file.entries.iter().map(|e| Line {
                 name: e.name().clone(),

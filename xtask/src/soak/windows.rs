@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, ensure};
 use mirror_index::{CrateName, IndexFile, Version, index_path};
 
-use super::{Soak, text};
+use super::{Soak, summary, text};
 
 /// The runs killed in their window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -300,10 +300,7 @@ impl Soak {
         let round = self.window(target).kills + self.window(target).ended_first;
         self.window_end(target, end)?;
         self.forget_mended();
-        for (every, args, what) in [
-            (2, &["--full"][..], "sync --full"),
-            (4, &[][..], "sync"),
-        ] {
+        for (every, args, what) in [(2, &["--full"][..], "sync --full"), (4, &[][..], "sync")] {
             if round % every == every - 1 {
                 self.context = format!("a `{what}` after a `{}` round", target.name());
                 let out = self.run(self.sync_command(args))?;
@@ -344,8 +341,12 @@ impl Soak {
         let index = if new_source {
             tree.to_str().context("a UTF-8 temp path")?.to_owned()
         } else {
-            mirror_testkit::git::write_git_index(&tree, &self.registry.git, "soak: remove versions")
-                .context("committing the removals")?;
+            mirror_testkit::git::write_git_index(
+                &tree,
+                &self.registry.git,
+                "soak: remove versions",
+            )
+            .context("committing the removals")?;
             self.index.clone()
         };
         let watch = Watch::new(&self.dest, &removed);
@@ -376,16 +377,14 @@ impl Soak {
             let rel = super::crate_path(name, vers);
             if offered.contains(&(name.clone(), vers.clone())) || self.dest.join(&rel).exists() {
                 let v = format!(
-                    "{}: {name} {vers} was removed upstream and pruned twice, but is still {}",
-                    self.context,
+                    "{name} {vers} was removed upstream and pruned twice, but is still {}",
                     if self.dest.join(&rel).exists() {
                         "under crates/"
                     } else {
                         "offered in index/"
                     }
                 );
-                eprintln!("!!! PROMISE BROKEN: {v}");
-                self.figures.violations.push(v);
+                self.violation(v);
             }
         }
 
@@ -398,14 +397,39 @@ impl Soak {
             )
             .context("committing the whole index again")?;
         }
-        self.context = "the sync after a prune round".to_owned();
+        // A plain sync of the whole index must bring every version back and say so truthfully.
+        self.context = format!(
+            "the sync of the whole index after a prune round ({})",
+            if new_source {
+                "from a directory index"
+            } else {
+                "from a new commit"
+            }
+        );
+        let out = self.run(self.sync_command(&[]))?;
+        let report = summary(&out)?;
+        let n = self.n();
+        let (present, verified) = self.check()?;
+        if out.status.success() && (present != n || verified != n) {
+            self.figures.lost += n - present.min(n);
+            self.violation(format!(
+                "it exited 0 with {present} files and {verified} records of the {n} versions upstream lists (mode {}, {} index files read, {} downloaded)",
+                report["mode"], report["index_files_read"], report["downloaded"]
+            ));
+            // Mend it, so the rounds go on: a full compare reads everything.
+            let out = self.run(self.sync_command(&["--full"]))?;
+            ensure!(out.status.success(), "sync --full: {}", text(&out));
+        }
         self.converge()?;
         Ok(())
     }
 
     /// Removes, from the index tree `tree`, one whole crate and a few versions of others, all
     /// of them offered by the mirror now. Returns what it removed.
-    pub(super) fn remove_upstream(&mut self, tree: &Path) -> anyhow::Result<Vec<(CrateName, Version)>> {
+    pub(super) fn remove_upstream(
+        &mut self,
+        tree: &Path,
+    ) -> anyhow::Result<Vec<(CrateName, Version)>> {
         let (lines, _) = super::promises::published(&self.dest)?;
         let mut by_crate: BTreeMap<CrateName, Vec<Version>> = BTreeMap::new();
         for line in lines {
