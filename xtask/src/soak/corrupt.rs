@@ -56,6 +56,14 @@ fn status_json(out: &Output) -> anyhow::Result<Value> {
     Ok(v)
 }
 
+/// `bytes` as text on one line, runs of white space made one space.
+fn one_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether an error names a recovery: moving the state aside.
 fn names_recovery(stderr: &str) -> bool {
     stderr.contains(".mirror/state") && (stderr.contains("mv ") || stderr.contains("move"))
@@ -151,7 +159,7 @@ impl Soak {
             let damage = self.corrupt(&case_dir.join(".mirror/state/sled"), i)?;
             self.context = format!("damaged state {}: {damage}", i + 1);
             let violation = |soak: &mut Soak, what: String| {
-                let what = format!("damaged state {}: {what}", i + 1);
+                let what = format!("[case {}] {what}", i + 1);
                 soak.violation(what);
             };
             let status = match run_limited(self.status_command(), limit)? {
@@ -180,7 +188,7 @@ impl Soak {
                         format!(
                             "status refused ({}) without naming the recovery: {}",
                             out.status,
-                            text(&out).trim()
+                            one_line(&out.stderr)
                         ),
                     );
                     "refused, no recovery named"
@@ -201,7 +209,7 @@ impl Soak {
                             format!(
                                 "sync refused ({}) without naming the recovery: {}",
                                 out.status,
-                                text(&out).trim()
+                                one_line(&out.stderr)
                             ),
                         );
                     }
@@ -216,7 +224,7 @@ impl Soak {
                     self.check()?;
                 }
             }
-            let recovered = self.recover(&want, &config)?;
+            let recovered = self.recover(i + 1, &want, &config)?;
             self.figures.corruption.push(super::corrupt::Case {
                 damage,
                 status,
@@ -228,12 +236,12 @@ impl Soak {
 
     /// The recovery the refusal names: the state moved aside, then a sync. The copy must
     /// converge: every file verified, the promises held, tombstones and base URL rebuilt.
-    fn recover(&mut self, want: &Value, config: &[u8]) -> anyhow::Result<bool> {
+    fn recover(&mut self, case: u32, want: &Value, config: &[u8]) -> anyhow::Result<bool> {
         let before = self.figures.violation_hits;
         let state = self.dest.join(".mirror/state");
         std::fs::rename(&state, self.dest.join(".mirror/state.damaged"))
             .with_context(|| format!("moving {} aside", state.display()))?;
-        self.context = format!("{} (after the recovery)", self.context);
+        self.context = format!("{} and the recovery", self.context);
         let out = self.run(self.sync_command(&[]))?;
         let mut broken = Vec::new();
         if !out.status.success() {
@@ -263,12 +271,12 @@ impl Soak {
         if now != config {
             broken.push(format!(
                 "after the recovery index/config.json is {}, it was {}",
-                String::from_utf8_lossy(&now).trim(),
-                String::from_utf8_lossy(config).trim()
+                one_line(&now),
+                one_line(config)
             ));
         }
         for b in broken {
-            self.violation(format!("{}: {b}", self.context));
+            self.violation(format!("[case {case}, recovered] {b}"));
         }
         self.check()?;
         Ok(self.figures.violation_hits == before)
@@ -289,16 +297,28 @@ impl Soak {
         let mut bytes = std::fs::read(&db)?;
         // The bytes sled wrote: the file may end in preallocated zeros.
         let used = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1) as u64;
+        // Without its snapshot, sled rebuilds from the log alone and stops at the first bad
+        // entry: the silent kind of loss. With it, damage before the snapshot's position is
+        // found on open.
+        let drop_snapshot = |what: String| -> anyhow::Result<String> {
+            Ok(match &snap {
+                Some(snap) => {
+                    std::fs::remove_file(snap)?;
+                    format!("{what}, snapshot removed")
+                }
+                None => format!("{what} (no snapshot file)"),
+            })
+        };
         let kind = i % 6;
         let what = match kind {
-            0 => {
+            0 | 1 => {
                 bytes.truncate((used / 2) as usize);
-                format!("db truncated to half of its {used} written bytes")
-            }
-            1 => {
-                let cut = used.saturating_sub(4096);
-                bytes.truncate(cut as usize);
-                "db cut by its last 4 KiB".to_owned()
+                let what = format!("db truncated to half of its {used} written bytes");
+                if kind == 1 {
+                    drop_snapshot(what)?
+                } else {
+                    what
+                }
             }
             2 | 3 => {
                 let flips = if kind == 2 { 1 } else { 8 };
@@ -307,22 +327,27 @@ impl Soak {
                     let bit = self.rng.next_u64() % 8;
                     bytes[at] ^= 1 << bit;
                 }
-                format!("db: {flips} bit(s) flipped at random in its {used} written bytes")
+                let what =
+                    format!("db: {flips} bit(s) flipped at random in its {used} written bytes");
+                if kind == 3 {
+                    drop_snapshot(what)?
+                } else {
+                    what
+                }
             }
             4 => {
                 let at = (self.rng.next_u64() % used.saturating_sub(4096).max(1)) as usize;
                 let end = (at + 4096).min(bytes.len());
                 bytes[at..end].fill(0);
-                format!("db: 4 KiB zeroed at offset {at}")
+                drop_snapshot(format!("db: 4 KiB zeroed at offset {at}"))?
             }
             _ => {
+                bytes.truncate((used * 3 / 4) as usize);
                 if let Some(snap) = &snap {
                     let s = std::fs::read(snap)?;
                     std::fs::write(snap, &s[..s.len() / 2])?;
-                    bytes.truncate((used * 3 / 4) as usize);
                     "db truncated to 3/4 and its snapshot to half".to_owned()
                 } else {
-                    bytes.truncate((used * 3 / 4) as usize);
                     "db truncated to 3/4 (no snapshot file)".to_owned()
                 }
             }

@@ -1,5 +1,6 @@
-//! Slow-client floods against `mirror-cli serve`: many idle connections, many half-sent
-//! requests, and silent connections past the server's descriptor limit. While each flood stays
+//! Slow-client floods against `mirror-cli serve`: many idle connections and many half-sent
+//! requests past the common limit of 1024 descriptors, and silent connections past a limit of
+//! 256. While each flood stays
 //! open, a normal request (a new connection asking for `config.json`) is timed; it must be
 //! answered in under a second, right away and after the flood has been held for a while.
 
@@ -103,10 +104,17 @@ impl Soak {
         let n = self.args.flood_connections;
         let half = b"GET /index/config.json HTTP/1.1\r\nhost: 127.0.0.1\r\n";
         let scenarios: [(String, Option<u32>, u32, &[u8]); 3] = [
-            (format!("{n} idle connections (nothing sent)"), None, n, b""),
             (
-                format!("{n} half-sent requests (head never ended)"),
-                None,
+                format!("{n} idle connections (nothing sent), serve limited to 1024 descriptors"),
+                Some(1024),
+                n,
+                b"",
+            ),
+            (
+                format!(
+                    "{n} half-sent requests (head never ended), serve limited to 1024 descriptors"
+                ),
+                Some(1024),
                 n,
                 half,
             ),

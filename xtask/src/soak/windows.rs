@@ -71,12 +71,15 @@ enum WindowEnd {
 /// What the soak watches for a run's first irreversible step.
 struct Watch {
     /// Published index files, with what they looked like before the run.
-    files: Vec<(PathBuf, Option<(u64, u64, i64, i64)>)>,
+    files: Vec<(PathBuf, Option<Fingerprint>)>,
     quarantine: PathBuf,
     quarantined: usize,
 }
 
-fn fingerprint(path: &Path) -> Option<(u64, u64, i64, i64)> {
+/// What tells a file was replaced or changed: inode, size, modification time.
+type Fingerprint = (u64, u64, i64, i64);
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
     std::fs::metadata(path)
         .ok()
         .map(|m| (m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
@@ -227,7 +230,7 @@ impl Soak {
     /// writes not yet on disk), else drawn over the window's measured length.
     fn window_delay(&mut self, target: Target) -> Duration {
         let window_ms = self.window(target).window_ms.max(5);
-        if self.rng.next_u64() % 2 == 0 {
+        if self.rng.next_u64().is_multiple_of(2) {
             Duration::ZERO
         } else {
             Duration::from_micros((self.rng.unit() * window_ms as f64 * 1000.0) as u64)
@@ -337,7 +340,7 @@ impl Soak {
         }
         super::promises::copy_dir(&self.registry.sparse, &tree)?;
         let removed = self.remove_upstream(&tree)?;
-        let new_source = round % 2 == 0;
+        let new_source = round.is_multiple_of(2);
         let index = if new_source {
             tree.to_str().context("a UTF-8 temp path")?.to_owned()
         } else {
