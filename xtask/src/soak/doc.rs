@@ -67,6 +67,18 @@ pub(super) fn render(soak: &Soak, table: &str, old: &str) -> String {
             )
         }
     };
+    let broken = if soak.figures.violations.is_empty() {
+        "No promise broke.\n".to_owned()
+    } else {
+        let mut list = format!(
+            "**{} promises broke** (each listed once, after the step that first showed it; the soak failed):\n\n",
+            soak.figures.violations.len()
+        );
+        for v in &soak.figures.violations {
+            let _ = writeln!(list, "- {}", v.replace('\n', " "));
+        }
+        list
+    };
     format!(
         "# Reliability
 
@@ -95,6 +107,7 @@ Command: `{command}`
 Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the debug build.
 
 {table}
+{broken}
 {fuzz}
 ## What the soak does
 
