@@ -1562,10 +1562,11 @@ impl Soak {
             row(
                 &format!("SIGKILLs of `{}` inside its window", target.name()),
                 format!(
-                    "{} ({} within 2 ms of the first step; {}); window {} ms; {} runs ended in the window before the kill, {} showed no window",
+                    "{} ({} within 2 ms of the first step; {}), each followed by a promise check ({} checks); window {} ms; {} runs ended in the window before the kill, {} showed no window",
                     w.kills,
                     w.at_once,
                     triggers.join(", "),
+                    w.checks,
                     w.window_ms,
                     w.ended_first,
                     w.no_window

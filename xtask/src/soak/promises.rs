@@ -246,3 +246,116 @@ pub(super) fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest as _, Sha256};
+
+    /// A one-version mirror: `a 1.0.0` in place, published, and recorded verified.
+    struct Mirror {
+        dir: tempfile::TempDir,
+        name: CrateName,
+        vers: Version,
+        cksum: Checksum,
+    }
+
+    impl Mirror {
+        fn new() -> Mirror {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let (name, vers): (CrateName, Version) = (
+                "a".parse().expect("a name"),
+                "1.0.0".parse().expect("a version"),
+            );
+            let bytes = b"the crate file of a 1.0.0".to_vec();
+            let cksum = Checksum::from_bytes(Sha256::digest(&bytes).into());
+            let file = dir.path().join(crate_path(&name, &vers));
+            std::fs::create_dir_all(file.parent().expect("a parent")).expect("crates/");
+            std::fs::write(&file, &bytes).expect("the crate file");
+            super::super::append(
+                &dir.path().join("index/1/a"),
+                &super::super::line("a", "1.0.0", &cksum.to_string()),
+            )
+            .expect("the index line");
+            let state = State::open(&dir.path().join(".mirror/state"), StateOptions::default())
+                .expect("a state");
+            state
+                .mark_verified(&name, &vers, cksum, bytes.len() as u64)
+                .expect("a record");
+            state.flush().expect("flushed");
+            Mirror {
+                dir,
+                name,
+                vers,
+                cksum,
+            }
+        }
+
+        fn rel(&self) -> PathBuf {
+            crate_path(&self.name, &self.vers)
+        }
+
+        /// Checks the promises with the files under `crates/` hashed as the soak does.
+        fn check(&self, damaged: &mut Damaged) -> Verdict {
+            let mut present = BTreeMap::new();
+            let path = self.dir.path().join(self.rel());
+            if let Ok((_, sum)) = mirror_store::hash_file(&path) {
+                present.insert(self.rel(), sum);
+            }
+            let scratch = self.dir.path().join("scratch");
+            check(self.dir.path(), &scratch, &present, damaged, false).expect("a check")
+        }
+    }
+
+    #[test]
+    fn an_intact_mirror_keeps_both_promises() {
+        let m = Mirror::new();
+        let v = m.check(&mut Damaged::default());
+        assert_eq!((v.records, v.lines, v.excused), (1, 1, 0));
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+    }
+
+    #[test]
+    fn a_missing_file_breaks_both_promises() {
+        let m = Mirror::new();
+        std::fs::remove_file(m.dir.path().join(m.rel())).expect("removed");
+        let v = m.check(&mut Damaged::default());
+        assert_eq!(v.violations.len(), 2, "{:?}", v.violations);
+        assert!(v.violations[0].contains("the state says a 1.0.0 is verified"));
+        assert!(v.violations[1].contains("index/ offers a 1.0.0"));
+    }
+
+    #[test]
+    fn a_line_without_a_verified_record_breaks_the_index_promise() {
+        let m = Mirror::new();
+        {
+            let state = State::open(&m.dir.path().join(".mirror/state"), StateOptions::default())
+                .expect("the state");
+            state
+                .mark_failed(&m.name, &m.vers, m.cksum, "corrupt", "a test")
+                .expect("a failure");
+            state.flush().expect("flushed");
+        }
+        let v = m.check(&mut Damaged::default());
+        assert_eq!(v.records, 0);
+        assert_eq!(v.violations.len(), 1, "{:?}", v.violations);
+        assert!(v.violations[0].contains("does not record it verified"));
+    }
+
+    #[test]
+    fn damage_is_excused_until_a_run_retracts_its_line() {
+        let m = Mirror::new();
+        std::fs::write(m.dir.path().join(m.rel()), b"damaged").expect("damaged");
+        let mut damaged = Damaged::default();
+        damaged.files.insert(m.rel());
+        let v = m.check(&mut damaged);
+        assert_eq!(v.excused, 2);
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        // A run noticed (the line left the index) but the record still says verified.
+        std::fs::remove_file(m.dir.path().join("index/1/a")).expect("retracted");
+        let v = m.check(&mut damaged);
+        assert!(damaged.known.contains(&m.rel()));
+        assert_eq!(v.violations.len(), 1, "{:?}", v.violations);
+        assert!(v.violations[0].contains("the state says a 1.0.0 is verified as"));
+    }
+}
