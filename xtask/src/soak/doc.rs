@@ -181,6 +181,8 @@ Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the de
   for endless bodies, bodies longer than declared and gzip bombs, `verify.rs` for slow drips and
   size limits, `redirects.rs` for redirect loops and odd schemes).
 - Hostile index: `crates/mirror-cli/tests/it/hostile.rs`.
+- The soak's own promise check: the tests in `xtask/src/soak/promises.rs` (an intact mirror, a
+  missing file, a line without a verified record, damage excused only until a run notices it).
 - Fuzzing: the soak's last phase, or `cargo xtask fuzz` alone (targets in `fuzz/`: index lines
   and files, `config.json`, `dl` templates, state records; corpus in `fuzz/corpus/`). Two crashes
   were found and fixed, each with a regression test (`mirror-index` `props.rs`, a `dl` template

@@ -203,6 +203,8 @@ struct Figures {
     /// Versions missing or corrupt after a phase's final verify (must stay 0).
     lost: u64,
     took: Duration,
+    /// How long each phase took.
+    phase_times: Vec<(&'static str, Duration)>,
     /// The fuzzing phase's table (`cargo xtask fuzz`), when it ran.
     fuzz_table: Option<String>,
 }
@@ -274,27 +276,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         wanted(Phase::FullDisk),
         wanted(Phase::Fuzz),
     );
+    type PhaseFn = fn(&mut Soak) -> anyhow::Result<()>;
+    let chosen: [(bool, &str, PhaseFn); 7] = [
+        (crashes, "crashes", Soak::crashes),
+        (windows, "windows", Soak::windows),
+        (corruption, "corruption", Soak::corruption),
+        (flood, "flood", Soak::flood),
+        (faults, "faults", Soak::faults),
+        (hostile, "hostile", Soak::hostile),
+        (full_disk, "full disk", Soak::full_disk),
+    ];
     let phases = (|| -> anyhow::Result<()> {
-        if crashes {
-            soak.crashes()?;
-        }
-        if windows {
-            soak.windows()?;
-        }
-        if corruption {
-            soak.corruption()?;
-        }
-        if flood {
-            soak.flood()?;
-        }
-        if faults {
-            soak.faults()?;
-        }
-        if hostile {
-            soak.hostile()?;
-        }
-        if full_disk {
-            soak.full_disk()?;
+        for (wanted, name, phase) in chosen {
+            if wanted {
+                let started = Instant::now();
+                phase(&mut soak)?;
+                soak.figures.phase_times.push((name, started.elapsed()));
+            }
         }
         Ok(())
     })();
@@ -1690,7 +1688,15 @@ impl Soak {
             },
         );
         row("versions lost", f.lost.to_string());
-        row("soak duration", format!("{:.0} s", f.took.as_secs_f64()));
+        let phases: Vec<String> = f
+            .phase_times
+            .iter()
+            .map(|(name, took)| format!("{name} {:.0} s", took.as_secs_f64()))
+            .collect();
+        row(
+            "soak duration",
+            format!("{:.0} s ({})", f.took.as_secs_f64(), phases.join(", ")),
+        );
         format!("| what | figure |\n|---|---|\n{t}")
     }
 }
