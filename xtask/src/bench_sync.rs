@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mirror_index::{CrateName, DirIndex, GitIndex, IndexFile, ReadOptions, Version};
-use mirror_state::{Batch, State, StateOptions};
+use mirror_state::{Batch, Record, State, StateOptions, Status};
 use mirror_store::Store;
 use mirror_sync::{FetchSettings, Interrupt, Progress, Stage, SyncOptions};
 use mirror_testkit::git;
@@ -800,7 +800,15 @@ fn seed(
                     failure = Some(anyhow::anyhow!("creating {}: {e}", path.display()));
                     return;
                 }
-                batch.mark_verified(entry.name(), entry.vers(), *entry.cksum(), 0);
+                batch.put(
+                    entry.name(),
+                    entry.vers(),
+                    &Record {
+                        cksum: *entry.cksum(),
+                        size: 0,
+                        status: Status::Verified { at: 1 },
+                    },
+                );
             }
             if batch.len() >= SEED_CHUNK {
                 total += batch.len();

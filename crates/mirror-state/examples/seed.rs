@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use mirror_core::{Checksum, CrateName, Version};
-use mirror_state::{Batch, State, StateOptions};
+use mirror_state::{Batch, Record, State, StateOptions, Status};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -44,7 +44,15 @@ fn main() {
         for vers in versions.iter().take(total - i * per_crate) {
             let mut cksum = [0u8; 32];
             cksum[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            batch.mark_verified(&name, vers, Checksum::from_bytes(cksum), 50_000);
+            batch.put(
+                &name,
+                vers,
+                &Record {
+                    cksum: Checksum::from_bytes(cksum),
+                    size: 50_000,
+                    status: Status::Verified { at: 1 },
+                },
+            );
         }
         if batch.len() >= 10_000 {
             since_flush += batch.len();

@@ -11,19 +11,25 @@
 //! [`State`].
 //!
 //! ```
-//! use mirror_core::{Checksum, CrateName, Version};
+//! use mirror_core::{Checksum, CrateName, Verifier, Version};
 //! use mirror_state::{State, StateOptions, Status};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let options = StateOptions { holder: "mirror-cli sync".into(), ..StateOptions::default() };
 //! let state = State::open(dir.path(), options).unwrap();
 //! let (name, vers) = (CrateName::new("serde").unwrap(), Version::new("1.0.228").unwrap());
-//! let cksum = Checksum::from_bytes([0xab; 32]);
+//! // The SHA-256 of "abc", as the index would give it.
+//! let cksum: Checksum =
+//!     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse().unwrap();
 //!
 //! let failed = state.mark_failed(&name, &vers, cksum, "not_found", "404 from the CDN").unwrap();
 //! assert!(matches!(failed.status, Status::Failed { attempts: 1, .. }));
 //!
-//! state.mark_verified(&name, &vers, cksum, 78_000).unwrap();
+//! // Only a `Verifier` that hashed matching bytes makes the proof `mark_verified` asks for.
+//! let mut verifier = Verifier::new(cksum);
+//! verifier.update(b"abc");
+//! let proof = verifier.finish().unwrap();
+//! state.mark_verified(&name, &vers, &proof).unwrap();
 //! assert!(state.get(&name, &vers).unwrap().unwrap().is_verified());
 //! state.flush().unwrap();
 //! ```

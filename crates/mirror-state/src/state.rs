@@ -4,7 +4,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mirror_core::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Verified, Version};
 
 use crate::record::{self, Record, Status, Tombstone};
 use crate::schema::{self, META_TREE, RECORDS_TREE, SCHEMA_KEY, TOMBSTONES_TREE};
@@ -67,8 +67,8 @@ pub struct Counts {
 /// # The contract: verified means verified
 ///
 /// The state records what its caller tells it. It never says a version is verified unless the
-/// caller said so, and the caller must say so only after the file's SHA-256 matched the index
-/// checksum **and** the file is in place under its final name (the store writes and renames
+/// caller hands it a [`Verified`], which only code that hashed matching bytes can make, and the
+/// caller must do so only once the file is also in place under its final name (the store writes and renames
 /// first, then the sync engine calls [`State::mark_verified`]). A crash between the two leaves a
 /// file the state does not know about, which the next run verifies again: harmless. The other
 /// order could leave the state claiming a file that is not there.
@@ -133,13 +133,8 @@ impl Batch {
     }
 
     /// Like [`State::mark_verified`], timestamped when the batch is built.
-    pub fn mark_verified(&mut self, name: &CrateName, vers: &Version, cksum: Checksum, size: u64) {
-        let record = Record {
-            cksum,
-            size,
-            status: Status::Verified { at: now_unix() },
-        };
-        self.put(name, vers, &record);
+    pub fn mark_verified(&mut self, name: &CrateName, vers: &Version, proof: &Verified) {
+        self.put(name, vers, &verified_record(proof));
     }
 
     /// Like [`State::mark_failed`]. The attempt count is based on the record as stored before
@@ -239,20 +234,17 @@ impl State {
         }
     }
 
-    /// Records that `name vers` is verified: its file, `size` bytes, hashed to `cksum` and is in
-    /// place. Call it only after both (see the contract on [`State`]).
+    /// Records that `name vers` is verified: its file, `proof.len` bytes, hashed to
+    /// `proof.sha256` and is in place. The [`Verified`] can only come from code that hashed the
+    /// bytes (see [`mirror_core::Verifier`]); call this only once the file is also in place (see
+    /// the contract on [`State`]).
     pub fn mark_verified(
         &self,
         name: &CrateName,
         vers: &Version,
-        cksum: Checksum,
-        size: u64,
+        proof: &Verified,
     ) -> Result<(), Error> {
-        let record = Record {
-            cksum,
-            size,
-            status: Status::Verified { at: now_unix() },
-        };
+        let record = verified_record(proof);
         self.records
             .insert(
                 record::key(name, Some(vers)),
@@ -303,14 +295,19 @@ impl State {
     /// When one key appears more than once, the last operation wins.
     ///
     /// ```
-    /// use mirror_core::{Checksum, CrateName, Version};
+    /// use mirror_core::{CrateName, Verifier, Version};
     /// use mirror_state::{Batch, State, StateOptions};
     /// let dir = tempfile::tempdir().unwrap();
     /// let state = State::open(dir.path(), StateOptions::default()).unwrap();
     /// let name = CrateName::new("serde").unwrap();
+    /// let mut verifier = Verifier::new(
+    ///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse().unwrap(),
+    /// );
+    /// verifier.update(b"abc");
+    /// let proof = verifier.finish().unwrap();
     /// let mut batch = Batch::new();
     /// for v in ["1.0.0", "1.0.1"] {
-    ///     batch.mark_verified(&name, &Version::new(v).unwrap(), Checksum::from_bytes([1; 32]), 10);
+    ///     batch.mark_verified(&name, &Version::new(v).unwrap(), &proof);
     /// }
     /// state.apply(batch).unwrap();
     /// assert_eq!(state.counts().unwrap().verified, 2);
@@ -562,6 +559,15 @@ fn failed(old: Option<&[u8]>, cksum: Checksum, kind: &str, message: &str, now: u
             attempts,
             last_attempt: now,
         },
+    }
+}
+
+/// The record of a version whose bytes `proof` shows were hashed and matched.
+fn verified_record(proof: &Verified) -> Record {
+    Record {
+        cksum: proof.sha256,
+        size: proof.len,
+        status: Status::Verified { at: now_unix() },
     }
 }
 

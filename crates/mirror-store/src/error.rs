@@ -44,6 +44,19 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A pending file was to be committed with a proof that is not about its bytes: the proof
+    /// is for another length than was written. Nothing is put in place.
+    #[error(
+        "refusing to commit {path}: the proof of verification is for {proved} bytes, but {written} were written"
+    )]
+    ProofMismatch {
+        /// The temp file.
+        path: PathBuf,
+        /// Bytes the proof says were hashed.
+        proved: u64,
+        /// Bytes written to the file.
+        written: u64,
+    },
 }
 
 impl Error {

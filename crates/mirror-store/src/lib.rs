@@ -14,7 +14,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use mirror_core::Sink as _;
+//! use mirror_core::{Checksum, Sink as _, Verifier};
 //! use mirror_store::{Store, WalkEntry};
 //!
 //! let dir = tempfile::tempdir()?;
@@ -24,9 +24,13 @@
 //! let (name, vers) = ("Serde".parse()?, "1.0.0".parse()?);
 //! let mut pending = store.begin(&name, &vers)?;
 //! pending.reset().await?;
+//! // The bytes are hashed as they are written; only a match makes the proof commit asks for.
+//! let cksum: Checksum = "186287b2d987891f027b4bc8baaf621a3e5a4a73ec78e04b0f65dc309b1ccc03".parse()?;
+//! let mut verifier = Verifier::new(cksum);
+//! verifier.update(b"verified bytes");
 //! pending.write(b"verified bytes").await?;
 //! pending.finish().await?;
-//! let path = pending.commit().await?;
+//! let path = pending.commit(&verifier.finish()?).await?;
 //! assert!(path.ends_with("crates/se/rd/Serde/Serde-1.0.0.crate"));
 //!
 //! for entry in store.walk() {

@@ -3,7 +3,7 @@
 use std::io::{self, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use mirror_core::Sink;
+use mirror_core::{Sink, Verified};
 
 use crate::Error;
 use crate::fsutil::place;
@@ -11,24 +11,30 @@ use crate::fsutil::place;
 /// A crate file being written: a temp file in `.mirror/tmp` that becomes
 /// `crates/…/{name}-{vers}.crate` only through [`PendingCrate::commit`].
 ///
-/// Fill it as a [`Sink`] (reset truncates, write appends). Commit only after the bytes were
-/// verified; dropping it uncommitted deletes the temp file.
+/// Fill it as a [`Sink`] (reset truncates, write appends). Committing takes the [`Verified`]
+/// proof of the bytes written (as a download returns it), so nothing unverified gets a final
+/// name; dropping it uncommitted deletes the temp file.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use mirror_core::Sink as _;
+/// use mirror_core::{Checksum, Sink as _, Verifier};
 /// use mirror_store::Store;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let store = Store::open(dir.path())?;
 /// let (name, vers) = ("demo".parse()?, "0.1.0".parse()?);
 /// let mut pending = store.begin(&name, &vers)?;
-/// pending.write(b"crate bytes").await?;
+/// let cksum: Checksum = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".parse()?;
+/// let mut verifier = Verifier::new(cksum);
+/// for chunk in [&b"a"[..], b"bc"] {
+///     verifier.update(chunk);
+///     pending.write(chunk).await?;
+/// }
 /// pending.finish().await?;
 /// assert!(!store.crate_path(&name, &vers).exists());
-/// let path = pending.commit().await?;
-/// assert_eq!(std::fs::read(path)?, b"crate bytes");
+/// let path = pending.commit(&verifier.finish()?).await?;
+/// assert_eq!(std::fs::read(path)?, b"abc");
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -37,6 +43,8 @@ pub struct PendingCrate {
     temp: TempGuard,
     dest: PathBuf,
     root: PathBuf,
+    /// Bytes written since the last reset: a proof for another length is not about this file.
+    written: u64,
 }
 
 impl PendingCrate {
@@ -46,6 +54,7 @@ impl PendingCrate {
             temp: TempGuard(Some(temp)),
             dest,
             root,
+            written: 0,
         }
     }
 
@@ -66,13 +75,24 @@ impl PendingCrate {
     /// path (replacing any file there, which is how a repair replaces a corrupt copy); fsync the
     /// parent directory. Once this returns, the file survives a power cut under its final name.
     /// If it fails, the temp file is deleted and nothing appears under the final name.
-    pub async fn commit(self) -> Result<PathBuf, Error> {
+    ///
+    /// `proof` is the [`Verified`] for the bytes written; one for another number of bytes is
+    /// refused ([`Error::ProofMismatch`]) and the temp file deleted.
+    pub async fn commit(self, proof: &Verified) -> Result<PathBuf, Error> {
         let PendingCrate {
             file,
             mut temp,
             dest,
             root,
+            written,
         } = self;
+        if proof.len != written {
+            return Err(Error::ProofMismatch {
+                path: temp.path().to_owned(),
+                proved: proof.len,
+                written,
+            });
+        }
         let temp_path = temp.path().to_owned();
         let (from, to) = (temp_path.clone(), dest.clone());
         tokio::task::spawn_blocking(move || {
@@ -100,11 +120,14 @@ impl Sink for PendingCrate {
     async fn reset(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
         self.file.rewind()?;
+        self.written = 0;
         Ok(())
     }
 
     async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file.write_all(chunk)
+        self.file.write_all(chunk)?;
+        self.written += chunk.len() as u64;
+        Ok(())
     }
 
     /// Nothing to do: writes are not buffered, and syncing is the job of

@@ -304,10 +304,10 @@ async fn download_one(
     };
     // Order matters: the file goes in place first, then the state says verified. A crash in
     // between leaves a file without a record, which the next run hashes and adopts.
-    if let Err(e) = pending.commit().await {
+    if let Err(e) = pending.commit(&verified).await {
         return storage(e.to_string());
     }
-    if let Err(e) = state.mark_verified(&item.name, &item.vers, item.cksum, verified.len) {
+    if let Err(e) = state.mark_verified(&item.name, &item.vers, &verified) {
         return Outcome::Local(failure("state", e.to_string()));
     }
     tracing::debug!(name = %item.name, vers = %item.vers, bytes = verified.len, attempts = verified.attempts, "verified");

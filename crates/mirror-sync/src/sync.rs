@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mirror_core::{Mismatch, Verified};
 use mirror_fetch::Fetcher;
 use mirror_index::{Checksum, CrateName, DlTemplate, GitId, Version, index_path};
 use mirror_state::{Batch, State, StateOptions};
@@ -498,13 +499,15 @@ fn adopt_in_place(
         .num_threads(options.threads)
         .build()
         .map_err(|e| Error::Task(e.to_string()))?;
-    let hashed: Vec<(Work, std::io::Result<(u64, Checksum)>)> = pool.install(|| {
+    type Hashed = std::io::Result<Result<Verified, Mismatch>>;
+    let hashed: Vec<(Work, Hashed)> = pool.install(|| {
         adopt
             .into_par_iter()
             .map(|work| {
-                let result = mirror_store::hash_file(&store.crate_path(&work.name, &work.vers));
-                if let Ok((len, _)) = &result {
-                    progress.bytes(*len);
+                let path = store.crate_path(&work.name, &work.vers);
+                let result = mirror_store::verify_file(&path, work.cksum);
+                if let Ok(Ok(proof)) = &result {
+                    progress.bytes(proof.len);
                 }
                 (work, result)
             })
@@ -512,16 +515,16 @@ fn adopt_in_place(
     });
     for (work, result) in hashed {
         match result {
-            Ok((len, sum)) if sum == work.cksum => {
-                state.mark_verified(&work.name, &work.vers, work.cksum, len)?;
+            Ok(Ok(proof)) => {
+                state.mark_verified(&work.name, &work.vers, &proof)?;
                 progress.done(&work.name, &work.vers);
                 report.adopted += 1;
                 report.already_present += 1;
             }
-            Ok((_, sum)) => {
+            Ok(Err(mismatch)) => {
                 let reason = format!(
-                    "found in place without a record, but its SHA-256 is {sum}, not the index checksum {}",
-                    work.cksum
+                    "found in place without a record, but its SHA-256 is {}, not the index checksum {}",
+                    mismatch.actual, work.cksum
                 );
                 tracing::warn!(name = %work.name, vers = %work.vers, "{reason}");
                 irreversible.quarantine(&work.name, &work.vers, &reason)?;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use mirror_core::Verified;
 use mirror_fetch::Fetcher;
 use mirror_index::{Checksum, CrateName, DlTemplate, Version};
 use mirror_state::{Batch, State, StateOptions, Status};
@@ -54,7 +55,7 @@ struct Check {
 }
 
 enum Verdict {
-    Ok(u64),
+    Ok(Verified),
     Missing,
     Corrupt(String),
 }
@@ -173,7 +174,8 @@ pub fn verify(
                 vers: check.vers.to_string(),
             };
             let (kind, message) = match verdict {
-                Verdict::Ok(len) => {
+                Verdict::Ok(proof) => {
+                    let len = proof.len;
                     report.ok += 1;
                     report.bytes += len;
                     progress.bytes(len);
@@ -183,7 +185,7 @@ pub fn verify(
                         if republish.is_empty() {
                             state.set_meta(meta::PUBLISH_PENDING, "verify is re-publishing")?;
                         }
-                        state.mark_verified(&check.name, &check.vers, check.cksum, len)?;
+                        state.mark_verified(&check.name, &check.vers, &proof)?;
                         republish.push(check.name.clone());
                     }
                     continue;
@@ -343,11 +345,18 @@ fn check_one(store: &Store, check: &Check) -> Verdict {
         }
         Ok(_) => {}
     }
-    match mirror_store::hash_file(&path) {
-        Ok((len, sum)) if sum == check.cksum && len == check.size => Verdict::Ok(len),
-        Ok((_, sum)) => Verdict::Corrupt(format!(
-            "{} has SHA-256 {sum}, the record says {}",
+    match mirror_store::verify_file(&path, check.cksum) {
+        Ok(Ok(proof)) if proof.len == check.size => Verdict::Ok(proof),
+        Ok(Ok(proof)) => Verdict::Corrupt(format!(
+            "{} has {} bytes, the record says {}",
             path.display(),
+            proof.len,
+            check.size
+        )),
+        Ok(Err(mismatch)) => Verdict::Corrupt(format!(
+            "{} has SHA-256 {}, the record says {}",
+            path.display(),
+            mismatch.actual,
             check.cksum
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Verdict::Missing,

@@ -279,9 +279,10 @@ mod tests {
             .expect("the index line");
             let state = State::open(&dir.path().join(".mirror/state"), StateOptions::default())
                 .expect("a state");
-            state
-                .mark_verified(&name, &vers, cksum, bytes.len() as u64)
-                .expect("a record");
+            let mut verifier = mirror_core::Verifier::new(cksum);
+            verifier.update(&bytes);
+            let proof = verifier.finish().expect("the bytes hash to their checksum");
+            state.mark_verified(&name, &vers, &proof).expect("a record");
             state.flush().expect("flushed");
             Mirror {
                 dir,

@@ -4,14 +4,14 @@ use mirror_state::{
     Error, MAX_KIND_LEN, MAX_MESSAGE_LEN, Record, Status, decode_record, encode_record,
 };
 
-use crate::{ck, name, open, raw_db, vers};
+use crate::{ck, name, open, proof, raw_db, vers};
 
 #[test]
 fn corrupt_records_are_errors_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let state = open(dir.path());
     state
-        .mark_verified(&name("good"), &vers("1.0.0"), ck(1), 1)
+        .mark_verified(&name("good"), &vers("1.0.0"), &proof(1, 1))
         .unwrap();
     state.tombstone(&name("gone"), None, 1).unwrap();
     drop(state);

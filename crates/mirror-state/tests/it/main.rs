@@ -10,7 +10,7 @@ mod scale;
 
 use std::path::Path;
 
-use mirror_core::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Verified, Verifier, Version};
 use mirror_state::{State, StateOptions};
 
 fn name(s: &str) -> CrateName {
@@ -23,6 +23,21 @@ fn vers(s: &str) -> Version {
 
 fn ck(byte: u8) -> Checksum {
     Checksum::from_bytes([byte; 32])
+}
+
+/// The checksum of `len` bytes of value `byte`.
+fn sum(byte: u8, len: usize) -> Checksum {
+    // A verifier expecting another checksum reports the actual one.
+    let mut verifier = Verifier::new(ck(0));
+    verifier.update(&vec![byte; len]);
+    verifier.finish().unwrap_err().actual
+}
+
+/// The proof `mark_verified` asks for: `len` bytes of value `byte`, hashed and matched.
+fn proof(byte: u8, len: usize) -> Verified {
+    let mut verifier = Verifier::new(sum(byte, len));
+    verifier.update(&vec![byte; len]);
+    verifier.finish().unwrap()
 }
 
 fn open(dir: &Path) -> State {

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use mirror_state::{Error, SCHEMA_VERSION, State, StateOptions, Status};
 
-use crate::{ck, name, open, options, raw_db, vers};
+use crate::{ck, name, open, options, proof, raw_db, vers};
 
 #[test]
 fn everything_survives_drop_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let state = open(dir.path());
     state
-        .mark_verified(&name("a"), &vers("1.0.0"), ck(1), 10)
+        .mark_verified(&name("a"), &vers("1.0.0"), &proof(1, 10))
         .unwrap();
     state
         .mark_failed(&name("b"), &vers("1.0.0"), ck(2), "not_found", "404")

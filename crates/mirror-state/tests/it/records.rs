@@ -2,7 +2,7 @@
 
 use mirror_state::{Batch, Counts, Record, Status, decode_record, encode_record};
 
-use crate::{ck, name, open, vers};
+use crate::{ck, name, open, proof, sum, vers};
 
 #[test]
 fn every_status_roundtrips_through_the_database_and_the_encoding() {
@@ -118,23 +118,23 @@ fn mark_failed_counts_attempts_per_checksum_and_keeps_size() {
 
     // Re-published with another checksum: attempts start again.
     let r = state
-        .mark_failed(&n, &v, ck(2), "not_found", "404")
+        .mark_failed(&n, &v, sum(2, 4096), "not_found", "404")
         .unwrap();
     assert_eq!(attempts(&r), 1);
 
     // Verified, then found corrupt: size kept, attempts from 1.
-    state.mark_verified(&n, &v, ck(2), 4096).unwrap();
+    state.mark_verified(&n, &v, &proof(2, 4096)).unwrap();
     let got = state.get(&n, &v).unwrap().unwrap();
     assert!(got.is_verified());
     assert_eq!(got.size, 4096);
     let r = state
-        .mark_failed(&n, &v, ck(2), "checksum_mismatch", "bad bytes")
+        .mark_failed(&n, &v, sum(2, 4096), "checksum_mismatch", "bad bytes")
         .unwrap();
     assert_eq!((attempts(&r), r.size), (1, 4096));
 
     // The same through a batch.
     let mut batch = Batch::new();
-    batch.mark_failed(&n, &v, ck(2), "checksum_mismatch", "again");
+    batch.mark_failed(&n, &v, sum(2, 4096), "checksum_mismatch", "again");
     state.apply(batch).unwrap();
     let r = state.get(&n, &v).unwrap().unwrap();
     assert_eq!((attempts(&r), r.size), (2, 4096));
@@ -159,7 +159,7 @@ fn iteration_is_in_key_order_and_iter_crate_is_exact() {
     ];
     let mut batch = Batch::new();
     for (n, v) in keys {
-        batch.mark_verified(&name(n), &vers(v), ck(1), 1);
+        batch.mark_verified(&name(n), &vers(v), &proof(1, 1));
     }
     state.apply(batch).unwrap();
 
@@ -199,9 +199,9 @@ fn counts_and_batch_last_op_wins() {
     let state = open(dir.path());
     assert_eq!(state.counts().unwrap(), Counts::default());
     let mut batch = Batch::new();
-    batch.mark_verified(&name("a"), &vers("1.0.0"), ck(1), 100);
-    batch.mark_verified(&name("a"), &vers("2.0.0"), ck(1), 50);
-    batch.mark_verified(&name("b"), &vers("1.0.0"), ck(1), 7);
+    batch.mark_verified(&name("a"), &vers("1.0.0"), &proof(1, 100));
+    batch.mark_verified(&name("a"), &vers("2.0.0"), &proof(1, 50));
+    batch.mark_verified(&name("b"), &vers("1.0.0"), &proof(1, 7));
     batch.remove(&name("b"), &vers("1.0.0"));
     batch.mark_failed(&name("c"), &vers("1.0.0"), ck(1), "not_found", "404");
     assert_eq!(batch.len(), 5);

@@ -2,7 +2,7 @@
 
 use mirror_state::{Batch, Counts};
 
-use crate::{ck, name, open, vers};
+use crate::{name, open, proof, vers};
 
 #[test]
 fn a_hundred_thousand_records_in_batches_then_one_pass() {
@@ -14,11 +14,12 @@ fn a_hundred_thousand_records_in_batches_then_one_pass() {
         .map(|i| name(&format!("crate-{i:05}")))
         .collect();
     let versions: Vec<_> = (0..VERSIONS).map(|i| vers(&format!("0.{i}.0"))).collect();
+    let one_kb = proof(1, 1_000);
     for chunk in names.chunks(1_000) {
         let mut batch = Batch::new();
         for n in chunk {
             for v in &versions {
-                batch.mark_verified(n, v, ck(1), 1_000);
+                batch.mark_verified(n, v, &one_kb);
             }
         }
         state.apply(batch).unwrap();

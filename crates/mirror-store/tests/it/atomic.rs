@@ -2,10 +2,18 @@
 
 use std::path::Path;
 
-use mirror_core::Sink as _;
+use mirror_core::{Checksum, Sink as _, Verified, Verifier};
 use sha2::{Digest as _, Sha256};
 
 use crate::{Fixture, files_under, name, vers};
+
+/// The proof that `bytes` were hashed and matched their checksum, as a download gives it.
+fn proof(bytes: &[u8]) -> Verified {
+    let cksum = Checksum::from_bytes(Sha256::digest(bytes).into());
+    let mut verifier = Verifier::new(cksum);
+    verifier.update(bytes);
+    verifier.finish().unwrap()
+}
 
 #[tokio::test]
 async fn commit_makes_file_appear_only_then_with_exact_bytes() {
@@ -27,7 +35,7 @@ async fn commit_makes_file_appear_only_then_with_exact_bytes() {
     );
     let temp = pending.temp_path().to_owned();
 
-    let path = pending.commit().await.unwrap();
+    let path = pending.commit(&proof(b"hello world")).await.unwrap();
     assert_eq!(path, dest);
     assert_eq!(std::fs::read(&dest).unwrap(), b"hello world");
     assert!(!temp.exists());
@@ -44,7 +52,7 @@ async fn reset_truncates() {
     pending.reset().await.unwrap();
     pending.write(b"short").await.unwrap();
     pending.finish().await.unwrap();
-    let path = pending.commit().await.unwrap();
+    let path = pending.commit(&proof(b"short")).await.unwrap();
     assert_eq!(std::fs::read(path).unwrap(), b"short");
 }
 
@@ -65,7 +73,7 @@ async fn large_bodies_are_written_whole_and_reset_truncates_what_reached_the_fil
         pending.write(chunk).await.unwrap();
     }
     pending.finish().await.unwrap();
-    let path = pending.commit().await.unwrap();
+    let path = pending.commit(&proof(&body)).await.unwrap();
     assert_eq!(std::fs::read(path).unwrap(), body);
     assert!(files_under(&fx.store.temp_dir()).is_empty());
 }
@@ -77,9 +85,36 @@ async fn commit_replaces_an_existing_file() {
     for body in [&b"corrupt"[..], b"good"] {
         let mut pending = fx.store.begin(&n, &v).unwrap();
         pending.write(body).await.unwrap();
-        pending.commit().await.unwrap();
+        pending.commit(&proof(body)).await.unwrap();
     }
     assert_eq!(std::fs::read(fx.store.crate_path(&n, &v)).unwrap(), b"good");
+}
+
+/// A proof about other bytes (here: the body before a reset) puts nothing in place.
+#[tokio::test]
+async fn commit_refuses_a_proof_for_other_bytes() {
+    let fx = Fixture::new();
+    let (n, v) = (name("proof"), vers("1.0.0"));
+    let mut pending = fx.store.begin(&n, &v).unwrap();
+    pending.write(b"the whole body").await.unwrap();
+    pending.reset().await.unwrap();
+    pending.write(b"the wh").await.unwrap();
+    pending.finish().await.unwrap();
+    let err = pending.commit(&proof(b"the whole body")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            mirror_store::Error::ProofMismatch {
+                proved: 14,
+                written: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!fx.store.crate_path(&n, &v).exists());
+    assert!(files_under(&fx.store.temp_dir()).is_empty());
+    fx.assert_nothing_outside();
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use mirror_index::{Checksum, CrateName, Version};
-use mirror_state::{State, StateOptions};
+use mirror_state::{Batch, Record, State, StateOptions, Status};
 use mirror_store::Store;
 use mirror_sync::{PublishOptions, PublishReport, Source, publish, retract};
 
@@ -50,9 +50,15 @@ impl Setup {
     }
 
     fn verify(&self, name: &str, vers: &str, cksum: u8) {
-        self.state
-            .mark_verified(&n(name), &v(vers), sum(cksum), 10)
-            .unwrap();
+        // Recorded as it is, without a proof: these tests are about publishing records.
+        let record = Record {
+            cksum: sum(cksum),
+            size: 10,
+            status: Status::Verified { at: 1 },
+        };
+        let mut batch = Batch::new();
+        batch.put(&n(name), &v(vers), &record);
+        self.state.apply(batch).unwrap();
     }
 
     fn publish(&self, paths: Option<&[String]>, base_url: Option<&str>) -> PublishReport {
