@@ -130,11 +130,15 @@ pub fn verify(
             };
             // Verified records, and those an earlier verify found broken and nothing has mended
             // since (or whose repair our own disk refused): they are checked again, so every
-            // run reports the truth of the moment.
+            // run reports the truth of the moment. A storage failure keeps the size of a copy
+            // that was verified once (no crate file is empty); one with size 0 is a version a
+            // sync never got onto the disk, so there is no file to miss.
             let recheck = match &record.status {
                 Status::Verified { .. } => true,
                 Status::Failed { kind, .. } => {
-                    kind == KIND_MISSING || kind == KIND_CORRUPT || kind == KIND_STORAGE
+                    kind == KIND_MISSING
+                        || kind == KIND_CORRUPT
+                        || (kind == KIND_STORAGE && record.size > 0)
                 }
             };
             if recheck {
