@@ -32,8 +32,8 @@ pub(crate) struct ServeArgs {
 /// Checks a `--base-url` (`serve`, `publish`, `sync`) while the arguments are parsed, so that a bad
 /// one is refused before anything is printed or written; the library functions check it again the
 /// same way. The value kept has no trailing slash.
-pub(crate) fn base_url_arg(url: &str) -> Result<String, mirror_index::Error> {
-    mirror_index::BaseUrl::parse(url).map(|url| url.to_string())
+pub(crate) fn base_url_arg(url: &str) -> Result<String, mirror_store::Error> {
+    mirror_store::BaseUrl::parse(url).map(|url| url.to_string())
 }
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {

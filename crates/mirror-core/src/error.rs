@@ -37,14 +37,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A URL that cannot be a mirror's base URL (see [`crate::BaseUrl`]).
-    #[error("invalid base url {url:?}: {reason}")]
-    InvalidBaseUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// A `config.json` that cannot be parsed.
     #[error("invalid config.json at {origin}: {reason}")]
     Config {

@@ -14,13 +14,11 @@
 //! assert_eq!(file.problems[0].to_string().split(':').take(2).collect::<Vec<_>>(), ["2/ab", "2"]);
 //! ```
 
-mod base_url;
 mod dir;
 mod git;
 mod read;
 mod source;
 
-pub use base_url::BaseUrl;
 /// The index paths of `mirror-core`, under the module name the sources use.
 mod path {
     pub(crate) use mirror_core::{index_path, name_of_index_path};

@@ -1,21 +1,17 @@
 //! Rewriting `config.json` so cargo downloads crate files from this server.
 
+use mirror_store::{BaseUrl, dl_template};
 use serde_json::{Map, Value};
 
 /// The largest `config.json` read. Real ones are under 200 bytes; anything near this is not one.
 pub(crate) const MAX_CONFIG_LEN: u64 = 64 * 1024;
-
-/// The `dl` template for crate files served under `base` (no trailing slash).
-pub(crate) fn dl_template(base: &str) -> String {
-    format!("{base}/crates/{{lowerprefix}}/{{crate}}/{{crate}}-{{version}}.crate")
-}
 
 /// The `config.json` to serve: the object on disk with `dl` pointing below `base`, and without
 /// `api` and `auth-required`. This server has no web API (publish, yank, search, owners), and
 /// keeping upstream's would send such commands, and the user's token, to a registry the user did
 /// not name; it does no authentication either, and `auth-required` would make cargo send a token
 /// on every request. Any other field is kept as on disk.
-pub(crate) fn rewrite(on_disk: &[u8], base: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn rewrite(on_disk: &[u8], base: &BaseUrl) -> Result<Vec<u8>, String> {
     let mut config: Map<String, Value> =
         serde_json::from_slice(on_disk).map_err(|e| format!("not a JSON object: {e}"))?;
     config.insert("dl".into(), Value::String(dl_template(base)));

@@ -17,10 +17,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The base URL cannot be used in `config.json` (see [`mirror_index::BaseUrl`]); the message
+    /// The base URL cannot be used in `config.json` (see [`mirror_store::BaseUrl`]); the message
     /// names the URL and what is wrong with it.
     #[error(transparent)]
-    BaseUrl(mirror_index::Error),
+    BaseUrl(mirror_store::Error),
     /// The listener's address could not be read.
     #[error("reading the listener's address: {source}")]
     LocalAddr {

@@ -5,7 +5,7 @@
 //! Everything else (`..`, `.`, dot-files such as `.mirror`, backslashes, NUL, encoded slashes,
 //! empty segments, unknown files) names nothing, so no such path ever reaches the file system.
 
-use mirror_index::{CrateName, Version, index_path, index_prefix};
+use mirror_index::{CrateName, index_path};
 
 /// A file a request may name, as a `/`-separated path relative to the mirror root.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,18 +63,8 @@ fn index(tail: &[String]) -> Option<Target> {
 }
 
 fn krate(tail: &[String]) -> Option<Target> {
-    let [prefix @ .., name, file] = tail else {
-        return None;
-    };
-    let crate_name = CrateName::new(name).ok()?;
-    if index_prefix(&crate_name).to_ascii_lowercase() != prefix.join("/") {
-        return None;
-    }
-    let vers = file
-        .strip_prefix(name.as_str())?
-        .strip_prefix('-')?
-        .strip_suffix(".crate")?;
-    Version::new(vers).ok()?;
+    // The store's own rule for where a crate file lives, read backwards.
+    mirror_store::parse_crate_path(tail)?;
     Some(Target::Crate(format!("crates/{}", tail.join("/"))))
 }
 

@@ -23,6 +23,7 @@ use crate::access_log::{self, Entry};
 use crate::files::{self, Opened};
 use crate::path::{self, Target};
 use crate::{Error, ServeOptions, config};
+use mirror_store::BaseUrl;
 
 /// Bytes read from a file per body chunk.
 const CHUNK: usize = 128 * 1024;
@@ -42,10 +43,10 @@ struct Shared {
 /// Where `config.json`'s `dl` points.
 enum Base {
     /// A base URL given or derived from a specific listener address, without a trailing slash.
-    Fixed(String),
+    Fixed(BaseUrl),
     /// The listener is bound to an unspecified address (`0.0.0.0`, `::`): use the authority the
-    /// client asked for, falling back to the listener address.
-    FromRequest { fallback: String },
+    /// client asked for (when it makes a valid base URL), falling back to the listener address.
+    FromRequest { fallback: BaseUrl },
 }
 
 pub(crate) async fn serve(
@@ -60,9 +61,9 @@ pub(crate) async fn serve(
     let base = match &options.base_url {
         Some(url) => Base::Fixed(check_base_url(url)?),
         None if addr.ip().is_unspecified() => Base::FromRequest {
-            fallback: format!("http://{addr}"),
+            fallback: check_base_url(&format!("http://{addr}"))?,
         },
-        None => Base::Fixed(format!("http://{addr}")),
+        None => Base::Fixed(check_base_url(&format!("http://{addr}"))?),
     };
     tracing::info!(
         %addr,
@@ -102,12 +103,10 @@ async fn canonical_dir(dest: &std::path::Path) -> Result<PathBuf, Error> {
     Ok(root)
 }
 
-/// Checks a base URL given by the user and drops its trailing slashes: the one check `publish`
-/// makes too.
-fn check_base_url(url: &str) -> Result<String, Error> {
-    mirror_index::BaseUrl::parse(url)
-        .map(|url| url.to_string())
-        .map_err(Error::BaseUrl)
+/// Checks a base URL and drops its trailing slashes: the store's check, which `publish` makes
+/// too.
+fn check_base_url(url: &str) -> Result<BaseUrl, Error> {
+    BaseUrl::parse(url).map_err(Error::BaseUrl)
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -231,7 +230,7 @@ async fn config_response(shared: &Shared, request: &Parts, opened: Opened, head:
 }
 
 /// The base URL for `dl` in the answer to `request`.
-fn base_url(shared: &Shared, request: &Parts) -> String {
+fn base_url(shared: &Shared, request: &Parts) -> BaseUrl {
     match &shared.base {
         Base::Fixed(url) => url.clone(),
         Base::FromRequest { fallback } => {
@@ -240,10 +239,10 @@ fn base_url(shared: &Shared, request: &Parts) -> String {
                 let host = request.headers.get(HOST)?.to_str().ok()?;
                 host.parse::<Authority>().ok()
             });
-            match authority {
-                Some(a) if !a.as_str().contains('@') => format!("http://{a}"),
-                _ => fallback.clone(),
-            }
+            authority
+                .filter(|a| !a.as_str().contains('@'))
+                .and_then(|a| BaseUrl::parse(&format!("http://{a}")).ok())
+                .unwrap_or_else(|| fallback.clone())
         }
     }
 }
@@ -263,14 +262,14 @@ fn server_error(rel: &str, error: &dyn std::fmt::Display) -> Response {
 mod tests {
     use axum::http::Request;
 
-    use super::{Base, Shared, base_url};
+    use super::{Base, BaseUrl, Shared, base_url};
 
     #[test]
     fn base_url_of_an_unspecified_address_comes_from_the_request() {
         let shared = Shared {
             root: "/".into(),
             base: Base::FromRequest {
-                fallback: "http://0.0.0.0:8080".into(),
+                fallback: BaseUrl::parse("http://0.0.0.0:8080").unwrap(),
             },
         };
         let check = |uri: &str, host: Option<&str>, expected: &str| {
@@ -279,7 +278,11 @@ mod tests {
                 request = request.header("host", host);
             }
             let (parts, ()) = request.body(()).unwrap().into_parts();
-            assert_eq!(base_url(&shared, &parts), expected, "{uri} {host:?}");
+            assert_eq!(
+                base_url(&shared, &parts).as_str(),
+                expected,
+                "{uri} {host:?}"
+            );
         };
         // HTTP/1.1: the Host header.
         check(

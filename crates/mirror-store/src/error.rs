@@ -44,6 +44,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A URL that cannot be a mirror's base URL (see [`crate::BaseUrl`]).
+    #[error("invalid base url {url:?}: {reason}")]
+    InvalidBaseUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A pending file was to be committed with a proof that is not about its bytes: the proof
     /// is for another length than was written. Nothing is put in place.
     #[error(

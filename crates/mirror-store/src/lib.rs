@@ -42,15 +42,20 @@
 //! # Ok(()) }
 //! ```
 
+mod base_url;
 mod error;
 mod fsutil;
 mod hash;
+mod layout;
 mod pending;
+mod published;
 mod store;
 mod walk;
 
+pub use base_url::BaseUrl;
 pub use error::Error;
 pub use hash::{hash_file, verify_file};
+pub use layout::{config_json, dl_template, parse_crate_path};
 pub use pending::PendingCrate;
 pub use store::Store;
 pub use walk::{Walk, WalkEntry};

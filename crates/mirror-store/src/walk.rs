@@ -3,7 +3,7 @@
 use std::fs::{self, FileType};
 use std::path::{Component, Path, PathBuf};
 
-use mirror_core::{CrateName, Version, index_prefix};
+use mirror_core::{CrateName, Version};
 
 use crate::Error;
 
@@ -123,16 +123,5 @@ fn crate_at(crates_dir: &Path, path: &Path) -> Option<(CrateName, Version)> {
             _ => None,
         })
         .collect::<Option<Vec<&str>>>()?;
-    let [prefix @ .., dir, file] = parts.as_slice() else {
-        return None;
-    };
-    let name = CrateName::new(dir).ok()?;
-    let vers = file
-        .strip_prefix(dir)?
-        .strip_prefix('-')?
-        .strip_suffix(".crate")?;
-    let vers = Version::new(vers).ok()?;
-    let expected_prefix = index_prefix(&name).to_lowercase();
-    let prefix_matches = expected_prefix.split('/').eq(prefix.iter().copied());
-    prefix_matches.then_some((name, vers))
+    crate::parse_crate_path(&parts)
 }

@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use mirror_index::{BaseUrl, CrateName, IndexEntry, IndexFile, ReadOptions, Version, index_path};
+use mirror_index::{CrateName, IndexEntry, IndexFile, ReadOptions, Version, index_path};
 use mirror_state::{State, StateOptions, Status};
-use mirror_store::Store;
+use mirror_store::{BaseUrl, Store};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -116,7 +116,7 @@ struct FileOutcome {
 ///
 /// ```no_run
 /// use mirror_state::{State, StateOptions};
-/// use mirror_store::Store;
+/// use mirror_store::{BaseUrl, Store};
 /// use mirror_sync::{PublishOptions, Source, publish};
 ///
 /// let store = Store::open("mirror".as_ref())?;
@@ -139,7 +139,7 @@ pub fn publish(
     let started = Instant::now();
     let base_url = base_url(state, options.base_url.as_deref())?;
     let mut report = PublishReport {
-        base_url: base_url.clone(),
+        base_url: base_url.to_string(),
         ..PublishReport::default()
     };
     let pool = publish_pool(options.threads)?;
@@ -167,7 +167,7 @@ pub fn publish(
                     if outcome.removed {
                         // Here, once the batch's writes are done: a writer in the same shard
                         // would otherwise race the removal of its directory.
-                        remove_empty_parents(&store.index_root(), &file.path)?;
+                        store.remove_empty_published_dirs(&file.path)?;
                     }
                     report.versions += outcome.versions;
                     report.left_out += outcome.left_out;
@@ -217,7 +217,7 @@ pub fn publish(
     // Index files the source does not have (any more): the crate is gone upstream.
     for path in &stats.not_found {
         if crate_of_index_path(path).is_some() && unpublish_deleted(store, state, path)? {
-            remove_empty_parents(&store.index_root(), path)?;
+            store.remove_empty_published_dirs(path)?;
             report.removed += 1;
         }
     }
@@ -225,8 +225,8 @@ pub fn publish(
         report.removed += sweep(store, state, &seen)?;
     }
 
-    let config = config_json(&base_url);
-    report.config_written = write_if_changed(store, Path::new("index/config.json"), &config)?;
+    let config = mirror_store::config_json(&base_url);
+    report.config_written = store.write_if_changed(Path::new("index/config.json"), &config)?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         files = report.files,
@@ -317,11 +317,10 @@ pub(crate) fn retract_counted(
             .or_default()
             .insert(vers.as_str());
     }
-    let index_root = store.index_root();
     let mut done = Retracted::default();
     for (path, gone) in by_path {
         let rel = Path::new("index").join(&path);
-        let Some(published) = read_published(&index_root, &path)? else {
+        let Some(published) = store.read_published(&path)? else {
             continue;
         };
         let file = IndexFile::parse(&path, &published);
@@ -339,8 +338,8 @@ pub(crate) fn retract_counted(
             continue;
         }
         if kept.is_empty() {
-            if remove_published(&index_root, &path)? {
-                remove_empty_parents(&index_root, &path)?;
+            if store.remove_published(&path)? {
+                store.remove_empty_published_dirs(&path)?;
                 done.files_removed += 1;
             }
         } else {
@@ -354,34 +353,18 @@ pub(crate) fn retract_counted(
 
 /// The base URL to publish with: the one given (checked, then remembered), else the remembered
 /// one, else the default.
-fn base_url(state: &State, given: Option<&str>) -> Result<String, Error> {
+fn base_url(state: &State, given: Option<&str>) -> Result<BaseUrl, Error> {
     if let Some(given) = given {
-        let url = check_base_url(given)?;
+        let url = BaseUrl::parse(given)?;
         if state.get_meta(BASE_URL_META)?.as_deref() != Some(url.as_str()) {
-            state.set_meta(BASE_URL_META, &url)?;
+            state.set_meta(BASE_URL_META, url.as_str())?;
         }
         return Ok(url);
     }
-    Ok(state
+    let remembered = state
         .get_meta(BASE_URL_META)?
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()))
-}
-
-/// Checks a base URL and drops its trailing slashes: the one check `serve` makes too.
-fn check_base_url(url: &str) -> Result<String, Error> {
-    Ok(BaseUrl::parse(url)?.to_string())
-}
-
-/// The `dl` template for crate files below `base`: the mirror's own layout.
-fn dl(base: &str) -> String {
-    format!("{base}/crates/{{lowerprefix}}/{{crate}}/{{crate}}-{{version}}.crate")
-}
-
-fn config_json(base: &str) -> Vec<u8> {
-    let config = serde_json::json!({ "dl": dl(base) });
-    let mut out = serde_json::to_vec_pretty(&config).expect("a JSON object always serialises");
-    out.push(b'\n');
-    out
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    Ok(BaseUrl::parse(&remembered)?)
 }
 
 /// The names of every crate the state has a record of, for a source that cannot enumerate.
@@ -438,7 +421,7 @@ fn put_published(
     upstream: &HashSet<&str>,
     outcome: &mut FileOutcome,
 ) -> Result<(), Error> {
-    let current = read_regular(&store.index_root().join(path))?;
+    let current = store.read_published(path)?;
     if let Some(current) = &current
         && *current != lines
     {
@@ -452,7 +435,7 @@ fn put_published(
         }
     }
     if lines.is_empty() {
-        outcome.removed = remove_published(&store.index_root(), path)?;
+        outcome.removed = store.remove_published(path)?;
         return Ok(());
     }
     outcome.published = true;
@@ -553,14 +536,13 @@ impl<'a> InlinePublisher<'a> {
                 })
                 .collect()
         });
-        let index_root = store.index_root();
         for ((file, _), outcome) in self.batch.drain(..).zip(outcomes) {
             let outcome = outcome?;
             self.done.written += u64::from(outcome.written);
             self.done.removed += u64::from(outcome.removed);
             if outcome.removed {
-                // After the batch's writes, never beside them (see `remove_empty_parents`).
-                remove_empty_parents(&index_root, &file.path)?;
+                // After the batch's writes, never beside them (see `Store::remove_empty_published_dirs`).
+                store.remove_empty_published_dirs(&file.path)?;
             }
         }
         Ok(())
@@ -636,132 +618,6 @@ fn unpublish_deleted(store: &Store, state: &State, path: &str) -> Result<bool, E
     Ok(outcome.removed)
 }
 
-/// Writes `bytes` to `rel` atomically unless the file there already holds exactly them. Returns
-/// whether it wrote.
-fn write_if_changed(store: &Store, rel: &Path, bytes: &[u8]) -> Result<bool, Error> {
-    let path = store.root().join(rel);
-    let current = match fs::symlink_metadata(&path) {
-        // Only a regular file of the right length is worth reading; anything else is replaced.
-        Ok(meta) if meta.is_file() && meta.len() == bytes.len() as u64 => {
-            Some(fs::read(&path).map_err(store_io("reading", &path))?)
-        }
-        Ok(_) => None,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(store_io("inspecting", &path)(e)),
-    };
-    if current.as_deref() == Some(bytes) {
-        return Ok(false);
-    }
-    store.write_atomic(rel, bytes)?;
-    Ok(true)
-}
-
-/// The file at `path` if it is a regular file (not a symlink: never followed), `None` when there
-/// is none. Only reads: where the parents lead does not matter, since every write goes through
-/// [`Store::write_atomic`], which refuses symlinked directories.
-fn read_regular(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => fs::read(path).map(Some).map_err(store_io("reading", path)),
-        Ok(_) => Ok(None),
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(store_io("inspecting", path)(e)),
-    }
-}
-
-/// The published `index/{path}`, if it is a regular file.
-fn read_published(index_root: &Path, path: &str) -> Result<Option<Vec<u8>>, Error> {
-    let full = index_root.join(path);
-    if !parents_are_real_dirs(index_root, path)? {
-        return Ok(None);
-    }
-    match fs::symlink_metadata(&full) {
-        Ok(meta) if meta.is_file() => fs::read(&full)
-            .map(Some)
-            .map_err(store_io("reading", &full)),
-        Ok(_) => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(store_io("inspecting", &full)(e)),
-    }
-}
-
-/// Deletes the published `index/{path}` if there is one, durably. Returns whether it did.
-fn remove_published(index_root: &Path, path: &str) -> Result<bool, Error> {
-    // A directory on the way that is a symlink could lead outside the mirror: never follow it.
-    if !parents_are_real_dirs(index_root, path)? {
-        return Ok(false);
-    }
-    let full = index_root.join(path);
-    match fs::symlink_metadata(&full) {
-        Ok(meta) if !meta.is_dir() => {}
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(store_io("inspecting", &full)(e)),
-    }
-    match fs::remove_file(&full) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(store_io("removing", &full)(e)),
-    }
-    if let Some(parent) = full.parent() {
-        sync_dir(parent)?;
-    }
-    tracing::debug!(path, "removed from the published index");
-    Ok(true)
-}
-
-/// Removes the shard directories of the published `index/{path}` (its parent, then theirs, up to
-/// but never including `index/` itself) that are left empty after the file was removed, so that a
-/// prune or a sweep leaves no empty directories behind. Stops at the first that is not empty (or
-/// not a directory: `remove_dir` never follows a symlink). Call it only when no write into
-/// `index/` is in flight: a writer in the same shard could find its directory gone.
-fn remove_empty_parents(index_root: &Path, path: &str) -> Result<(), Error> {
-    let mut dir = Path::new(path).parent();
-    while let Some(rel) = dir.filter(|d| !d.as_os_str().is_empty()) {
-        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Ok(());
-        }
-        let full = index_root.join(rel);
-        match fs::remove_dir(&full) {
-            Ok(()) => {
-                if let Some(parent) = full.parent() {
-                    sync_dir(parent)?;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            // Not empty (the common case), or not a directory: leave it and everything above.
-            Err(_) => return Ok(()),
-        }
-        dir = rel.parent();
-    }
-    Ok(())
-}
-
-/// Whether `index_root` and every directory between it and `index_root/{path}` are real
-/// directories (not symlinks). `false` when one is missing.
-fn parents_are_real_dirs(index_root: &Path, path: &str) -> Result<bool, Error> {
-    let mut dir = index_root.to_path_buf();
-    let parents = Path::new(path).parent().unwrap_or(Path::new(""));
-    for component in std::iter::once(None).chain(parents.components().map(Some)) {
-        if let Some(component) = component {
-            let Component::Normal(part) = component else {
-                return Ok(false);
-            };
-            dir.push(part);
-        }
-        match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(store_io("inspecting", &dir)(e)),
-        }
-    }
-    Ok(true)
-}
-
 /// Unpublishes every published index file whose path is not in `keep` (see
 /// [`unpublish_deleted`]); leaves `config.json` and anything that is not where an index file
 /// belongs. Symlinked directories are not entered. Returns how many files it deleted.
@@ -796,22 +652,12 @@ fn sweep(store: &Store, state: &State, keep: &HashSet<u64>) -> Result<u64, Error
                 && !keep.contains(&path_key(&child))
                 && unpublish_deleted(store, state, &child)?
             {
-                remove_empty_parents(index_root, &child)?;
+                store.remove_empty_published_dirs(&child)?;
                 removed += 1;
             }
         }
     }
     Ok(removed)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), Error> {
-    #[cfg(unix)]
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(store_io("syncing directory", dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 fn store_io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
