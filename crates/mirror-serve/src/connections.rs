@@ -159,9 +159,10 @@ async fn serve_connection(
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let mut connection = pin!(connection);
     let mut draining = false;
+    let mut shutting_down = false;
     loop {
         let wake = conn.wake.notified();
-        let deadline = match conn.next(&limits) {
+        let deadline = match conn.next(&limits, shutting_down) {
             Next::Close(why) => {
                 tracing::debug!(reason = why, "closing connection");
                 break;
@@ -184,9 +185,10 @@ async fn serve_connection(
             }
             () = wake => {}
             () = sleep_until(deadline) => {}
-            () = closed(&mut closing), if !draining => {
+            () = closed(&mut closing), if !shutting_down => {
                 connection.as_mut().graceful_shutdown();
                 draining = true;
+                shutting_down = true;
             }
         }
     }
@@ -333,7 +335,8 @@ impl Conn {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn next(&self, limits: &Limits) -> Next {
+    /// What the watchdog does next; `shutting_down`: the server is stopping.
+    fn next(&self, limits: &Limits, shutting_down: bool) -> Next {
         let state = self.lock();
         if state.in_flight > 0 {
             return if state.evicted {
@@ -344,6 +347,11 @@ impl Conn {
         }
         if state.evicted {
             return Next::Close("connection limit reached; idle the longest");
+        }
+        // hyper's graceful shutdown waits for a request head that has begun to arrive; one that
+        // never ends would hold the shutdown up until the timeouts.
+        if shutting_down {
+            return Next::Close("shutting down");
         }
         let (deadline, why) = if state.requests == 0 {
             (

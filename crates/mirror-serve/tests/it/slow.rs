@@ -138,6 +138,40 @@ async fn a_download_in_progress_outlives_both_timeouts() {
     server.stop().await;
 }
 
+/// Shutting down does not wait for clients that never finish a request head, whatever the
+/// timeouts; the download in progress is still sent whole.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_silent_or_half_sent_connections() {
+    let mirror = Mirror::new();
+    let rel = "crates/st/op/stop/stop-1.0.0.crate";
+    let data = vec![3; 4 << 20];
+    mirror.write(rel, &data);
+    let server = mirror
+        .serve_limited(limits(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            512,
+        ))
+        .await;
+    let silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut half = TcpStream::connect(server.addr).await.unwrap();
+    half.write_all(HALF_SENT).await.unwrap();
+    let mut download = server.get(&format!("/{rel}")).await;
+    let mut received = download.chunk().await.unwrap().unwrap().len();
+    let started = Instant::now();
+    let stopped = tokio::spawn(server.stop());
+    while let Some(chunk) = download.chunk().await.unwrap() {
+        received += chunk.len();
+    }
+    assert_eq!(received, data.len());
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .expect("serve returns within 5 s")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop((silent, half));
+}
+
 /// 1,100 connections, half of them silent and half with a request head that never ends, against a
 /// server that holds at most 64 and whose timeouts are far away: a normal request is still
 /// answered in under a second, because the connections idle the longest make room.
