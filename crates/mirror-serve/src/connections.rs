@@ -42,6 +42,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// A warning that keeps happening (failed accepts, the cap) is logged at most this often, with
 /// the number of times it happened in between.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How long a connection being closed after a response may take to flush it.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Accepts connections on `listener` and serves `app` on each until `shutdown` completes; then
 /// stops accepting, shuts the open connections down gracefully and returns once all are closed.
@@ -160,12 +162,33 @@ async fn serve_connection(
     let mut connection = pin!(connection);
     let mut draining = false;
     let mut shutting_down = false;
+    let mut drain_until = None;
     loop {
         let wake = conn.wake.notified();
         let deadline = match conn.next(&limits, shutting_down) {
             Next::Close(why) => {
-                tracing::debug!(reason = why, "closing connection");
-                break;
+                // hyper drops a response body once it has the last bytes, before they are all
+                // written: a connection that answered anything is shut down gracefully (an idle
+                // one closes as soon as its output is flushed), and dropped only if that takes
+                // longer than the drain grace.
+                if !conn.answered_any() {
+                    tracing::debug!(reason = why, "closing connection");
+                    break;
+                }
+                let until = *drain_until.get_or_insert_with(|| {
+                    tracing::debug!(reason = why, "closing connection gracefully");
+                    conn.lock().draining = true;
+                    Instant::now() + DRAIN_GRACE
+                });
+                if !draining {
+                    connection.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                if Instant::now() >= until {
+                    tracing::debug!("connection not closed within the drain grace; dropping it");
+                    break;
+                }
+                Some(until)
             }
             Next::Drain => {
                 if !draining {
@@ -265,9 +288,10 @@ impl Table {
         for conn in conns.values() {
             let state = conn.lock();
             if state.evicted {
-                // One that got a request meanwhile finishes it first, however long that takes:
-                // it does not hold up the next eviction.
-                if state.in_flight == 0 {
+                // One that got a request meanwhile finishes it first, however long that takes,
+                // and one flushing its last response may take up to the drain grace: neither
+                // holds up the next eviction.
+                if state.in_flight == 0 && !state.draining {
                     return Eviction::Pending;
                 }
                 continue;
@@ -304,6 +328,8 @@ struct Activity {
     idle_since: Instant,
     /// Chosen to close at the cap.
     evicted: bool,
+    /// Shut down gracefully, flushing what it has to send.
+    draining: bool,
 }
 
 /// What a connection's watchdog does next.
@@ -326,9 +352,15 @@ impl Conn {
                 requests: 0,
                 idle_since: now,
                 evicted: false,
+                draining: false,
             }),
             wake: Notify::new(),
         }
+    }
+
+    /// Whether it got a request, so may have a response still to flush.
+    fn answered_any(&self) -> bool {
+        self.lock().requests > 0
     }
 
     fn lock(&self) -> MutexGuard<'_, Activity> {
