@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use mirror_serve::ServeOptions;
+use mirror_serve::{Limits, ServeOptions};
 
 use crate::Outcome;
 
@@ -27,6 +27,19 @@ pub(crate) struct ServeArgs {
     /// reverse proxy, or listening on 0.0.0.0). config.json's dl points below it.
     #[arg(long, value_name = "URL", value_parser = base_url_arg)]
     base_url: Option<String>,
+    /// The most connections held open at once (fewer if `ulimit -n` leaves room for fewer). At
+    /// the cap, the connection idle the longest is closed to admit a new one.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Close a connection that sits this long with no (complete) request after its last response.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Close a connection that has not sent a complete request head this long after connecting.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().header_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
 }
 
 /// Checks a `--base-url` (`serve`, `publish`, `sync`) while the arguments are parsed, so that a bad
@@ -103,6 +116,11 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ServeOptions {
             dest: args.dest.clone(),
             base_url: args.base_url.clone(),
+            limits: Limits {
+                header_timeout: Duration::from_secs(args.header_timeout),
+                idle_timeout: Duration::from_secs(args.idle_timeout),
+                max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            },
         },
         async move {
             // An error means the sender is gone, which only happens once it sent.

@@ -1,9 +1,8 @@
 //! The crate's error type.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Why the server could not start or stopped. Problems with single requests are answered with an
+/// Why the server could not start. Problems with single requests are answered with an
 /// HTTP status and logged, never returned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,15 +23,6 @@ pub enum Error {
     /// The listener's address could not be read.
     #[error("reading the listener's address: {source}")]
     LocalAddr {
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The server failed while running.
-    #[error("serving on {addr}: {source}")]
-    Serve {
-        /// The address served on.
-        addr: SocketAddr,
         /// The underlying error.
         #[source]
         source: std::io::Error,

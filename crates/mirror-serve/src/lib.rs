@@ -22,6 +22,12 @@
 //! Each response is logged through `tracing` at info level (method, path, status, bytes sent,
 //! duration) when its body is done or dropped.
 //!
+//! Slow or silent clients cannot stall it ([`Limits`]): a connection that sends no complete request
+//! head within the header timeout, or sits between requests longer than the idle timeout, is
+//! closed; and at most `max_connections` are held open (fewer when the open-file limit is low): at
+//! the cap, the connection idle the longest is closed to admit a new one. Failed accepts (out of
+//! descriptors) are logged at warn level and retried with a back-off.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), mirror_serve::Error> {
 //! use mirror_serve::{ServeOptions, serve};
@@ -30,6 +36,7 @@
 //! let options = ServeOptions {
 //!     dest: "/srv/mirror".into(),
 //!     base_url: Some("https://mirror.example.com".into()),
+//!     limits: Default::default(),
 //! };
 //! // Cargo then uses `sparse+https://mirror.example.com/index/` as its registry index.
 //! serve(listener, options, async {
@@ -41,6 +48,7 @@
 
 mod access_log;
 mod config;
+mod connections;
 mod error;
 mod files;
 mod path;
@@ -48,6 +56,7 @@ mod server;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use error::Error;
 
@@ -61,6 +70,37 @@ pub struct ServeOptions {
     /// `http://{listener address}`, or, when the listener is bound to an unspecified address such as
     /// `0.0.0.0`, `http://{Host of the request}`, since `0.0.0.0` is no address a client can reach.
     pub base_url: Option<String>,
+    /// The bounds that keep slow or silent clients from stalling the server.
+    pub limits: Limits,
+}
+
+/// How long connections may take and how many may be open: the bounds that keep idle, silent and
+/// half-sent connections from stalling the server for everyone else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a new connection may take to send its first complete request head; then it is
+    /// closed. Cargo sends its request right after connecting. (Later requests on a keep-alive
+    /// connection are bounded by the idle timeout.)
+    pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in progress after its last response
+    /// (including a next request head that never ends); then it is closed. Cargo reuses a
+    /// connection within milliseconds, or never.
+    pub idle_timeout: Duration,
+    /// The most connections held open at once, lowered when the open-file limit (`ulimit -n`)
+    /// leaves room for fewer. At the cap, the connection idle the longest is closed to admit a new
+    /// one; when every connection has a request in progress, new ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// A 10 s header timeout, a 60 s idle timeout and 512 connections.
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
 }
 
 /// Serves the mirror at `options.dest` on `listener` until `shutdown` completes, then stops
@@ -70,6 +110,9 @@ pub struct ServeOptions {
 ///
 /// Fails before serving anything when `dest` is not a readable directory or `base_url` is not a
 /// usable `http(s)://` URL.
+///
+/// Connections are bounded by `options.limits` (see [`Limits`]); failing to accept one is logged
+/// and retried, never returned.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     options: ServeOptions,

@@ -22,7 +22,7 @@ use tokio_util::io::ReaderStream;
 use crate::access_log::{self, Entry};
 use crate::files::{self, Opened};
 use crate::path::{self, Target};
-use crate::{Error, ServeOptions, config};
+use crate::{Error, ServeOptions, config, connections};
 use mirror_store::BaseUrl;
 
 /// Bytes read from a file per body chunk.
@@ -77,12 +77,9 @@ pub(crate) async fn serve(
     let app = Router::new()
         .fallback(handle)
         .with_state(Arc::new(Shared { root, base }));
-    // `axum::serve` speaks HTTP/1.1 and, with the `http2` feature, HTTP/2 with prior knowledge on the
-    // same port: hyper-util's auto builder tells them apart by the HTTP/2 connection preface.
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Serve { addr, source })?;
+    // One port speaks HTTP/1.1 and HTTP/2 with prior knowledge: hyper-util's auto builder tells
+    // them apart by the HTTP/2 connection preface.
+    connections::run(listener, app, &options.limits, shutdown).await;
     tracing::info!(%addr, "server stopped");
     Ok(())
 }

@@ -881,3 +881,83 @@ fn a_client_never_sees_a_line_whose_file_is_not_in_place_while_a_sync_runs() {
     let (status, log) = serve.stop_with("-INT");
     assert_eq!(status.code(), Some(0), "{log}");
 }
+
+/// `mirror-cli serve` under a low open-file limit, flooded with more connections than it has
+/// descriptors (silent ones, and request heads that never end): a normal request on a new
+/// connection is still answered in under a second, and the log says the connection limit was
+/// reached. Before, the server ran out of descriptors, could accept nothing more and answered
+/// nothing while the flood stayed open.
+#[test]
+fn serve_answers_through_a_flood_past_its_open_file_limit() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("mirror");
+    std::fs::create_dir_all(dest.join("index")).unwrap();
+    std::fs::write(
+        dest.join("index/config.json"),
+        br#"{"dl":"https://static.example/crates"}"#,
+    )
+    .unwrap();
+    let half_sent: &[u8] = b"GET /index/config.json HTTP/1.1\r\nHost: x\r\n";
+    for (limit, count, sent) in [(256, 300, &b""[..]), (256, 300, half_sent), (64, 100, b"")] {
+        let what = format!("ulimit -n {limit}, {count} connections sending {sent:?}");
+        let log = tmp.path().join(format!("serve-{limit}-{}.log", sent.len()));
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_mirror-cli"))
+            .args([
+                "serve",
+                "--dest",
+                dest.to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .env("HOME", tmp.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let addr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{what}: serve printed {first:?}; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        let flood: Vec<std::net::TcpStream> = (0..count)
+            .map(|_| {
+                let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+                stream.write_all(sent).unwrap();
+                stream
+            })
+            .collect();
+
+        let started = Instant::now();
+        let (status, _) = http_get(&addr, "/index/config.json");
+        let took = started.elapsed();
+        drop(flood);
+        terminate(&child);
+        let exit = wait(&mut child, Duration::from_secs(15));
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(status, 200, "{what}\n{log}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{what}: answered after {took:?}\n{log}"
+        );
+        assert!(
+            log.contains("WARN") && log.contains("connection limit reached"),
+            "{what}\n{log}"
+        );
+        assert_eq!(exit.code(), Some(0), "{what}\n{log}");
+    }
+}

@@ -169,6 +169,7 @@ async fn bad_options_fail_before_serving() {
         let options = mirror_serve::ServeOptions {
             dest: dest.clone(),
             base_url: base_url.map(str::to_owned),
+            limits: mirror_serve::Limits::default(),
         };
         let error = mirror_serve::serve(listener, options, std::future::pending())
             .await

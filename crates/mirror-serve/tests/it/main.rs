@@ -6,12 +6,13 @@ mod config;
 mod files;
 mod protocol;
 mod security;
+mod slow;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mirror_serve::{ServeOptions, serve};
+use mirror_serve::{Limits, ServeOptions, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -65,6 +66,17 @@ impl Mirror {
         Server::start(ServeOptions {
             dest: self.root(),
             base_url: base_url.map(str::to_owned),
+            limits: Limits::default(),
+        })
+        .await
+    }
+
+    /// Starts a server on this mirror with the default base URL and these limits.
+    async fn serve_limited(&self, limits: Limits) -> Server {
+        Server::start(ServeOptions {
+            dest: self.root(),
+            base_url: None,
+            limits,
         })
         .await
     }
