@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod corrupt;
+mod damage;
 mod meta;
 mod open;
 mod records;
@@ -36,7 +37,13 @@ fn options() -> StateOptions {
     }
 }
 
-/// The engine's directory inside a state directory, for tests that plant raw data.
+/// The engine's directory inside a state directory, for tests that plant raw data. Planting
+/// changes the database behind the integrity record's back, which is what damage looks like, so
+/// the record is removed: the state then opens like one from a build that kept none.
 fn raw_db(dir: &Path) -> sled::Db {
+    match std::fs::remove_file(dir.join("INTEGRITY")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+        _ => {}
+    }
     sled::open(dir.join("sled")).unwrap()
 }
