@@ -68,12 +68,11 @@ pub enum Error {
         reason: String,
     },
     /// The database does not hold what its integrity record, written when the last run that
-    /// changed it ended, says it held: the engine dropped data while recovering from a damaged
-    /// file (it does so without an error). The state cannot be trusted; the message names the
-    /// recovery.
+    /// changed it ended, says it held (the engine dropped data while recovering from a damaged
+    /// file, which it does without an error), or the engine itself found its files corrupt.
+    /// The state cannot be trusted; the message names the recovery.
     #[error(
-        "state {path} is damaged: {problems}. The database lost data its integrity record says \
-         it held, so it cannot be trusted. Move it aside and sync again (the sync hashes the \
+        "state {path} is damaged: {problems}. It cannot be trusted: move it aside and sync again (the sync hashes the \
          files in place, records them again and rebuilds the removals and the base URL from \
          the published index; give --index again if the mirror has no other record of its \
          source): mv {path} {path}.damaged",
@@ -82,7 +81,7 @@ pub enum Error {
     Damaged {
         /// The state directory.
         path: PathBuf,
-        /// What does not match, in a few words.
+        /// What does not match the integrity record, or what the engine found.
         problems: String,
     },
     /// A write was asked of a state opened with [`crate::State::open_read_only`].
@@ -118,6 +117,16 @@ impl Error {
     }
 
     pub(crate) fn db(path: &std::path::Path, source: sled::Error) -> Error {
+        // The engine's own checks found a damaged file it could not recover from: the same
+        // recovery as for damage the integrity record finds.
+        if let sled::Error::Corruption { .. } = source
+            && let Some(dir) = path.parent()
+        {
+            return Error::Damaged {
+                path: dir.to_path_buf(),
+                problems: "the database engine found corrupt data in its files".to_owned(),
+            };
+        }
         Error::Database {
             path: path.to_path_buf(),
             source: Box::new(source),

@@ -23,7 +23,7 @@ use crate::source::crate_of_index_path;
 use crate::{Error, FetchSettings, Source, meta};
 
 /// The state's meta key holding the base URL of the last publish that was given one.
-const BASE_URL_META: &str = "publish_base_url";
+pub(crate) const BASE_URL_META: &str = "publish_base_url";
 
 /// The base URL used until one is given: where `mirror-cli serve` listens by default. Right for
 /// `mirror-cli serve` on its default address, and harmless for it on any other (the server
@@ -378,6 +378,14 @@ fn check_base_url(url: &str) -> Result<String, Error> {
 /// The `dl` template for crate files below `base`: the mirror's own layout.
 fn dl(base: &str) -> String {
     format!("{base}/crates/{{lowerprefix}}/{{crate}}/{{crate}}-{{version}}.crate")
+}
+
+/// The base URL a `config.json` this mirror wrote points below, if it is one: the inverse of
+/// [`config_json`], for rebuilding a lost state.
+pub(crate) fn base_url_of_config(bytes: &[u8]) -> Option<String> {
+    let config: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let base = config.get("dl")?.as_str()?.strip_suffix(&dl(""))?;
+    check_base_url(base).ok()
 }
 
 fn config_json(base: &str) -> Vec<u8> {

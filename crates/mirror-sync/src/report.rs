@@ -89,7 +89,8 @@ pub struct SyncReport {
     pub checksum_changed: u64,
     /// The versions behind `checksum_changed`, with old and new checksums.
     pub checksum_changes: Vec<ChecksumChange>,
-    /// Files that were in place without a record (an interrupted run) and matched their checksum.
+    /// Files that were in place without a record (an interrupted run, or a state moved aside
+    /// and rebuilt: then matched against the mirror's published line) and matched their checksum.
     pub adopted: u64,
     /// Index lines skipped because they could not be parsed (each is logged as a warning).
     pub index_errors: u64,

@@ -16,17 +16,18 @@ use crate::{stderr, stdout};
 /// A crate's versions as (vers, bytes, yanked), in publish order.
 type Versions = Vec<(String, Vec<u8>, bool)>;
 
-/// A registry whose index is a git repository we commit to, and whose crate files we write.
-struct Registry {
-    tmp: tempfile::TempDir,
+/// A registry whose index is a git repository we commit to, and whose crate files we write
+/// (also used by the `damage` tests).
+pub(crate) struct Registry {
+    pub(crate) tmp: tempfile::TempDir,
     server: TestServer,
     _rt: tokio::runtime::Runtime,
     /// name → versions as (vers, bytes, yanked), in publish order.
-    crates: Vec<(String, Versions)>,
+    pub(crate) crates: Vec<(String, Versions)>,
 }
 
 impl Registry {
-    fn new() -> Registry {
+    pub(crate) fn new() -> Registry {
         let tmp = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let server = rt.block_on(TestServer::start_registry(RegistryOptions::new(
@@ -49,11 +50,11 @@ impl Registry {
         self.tmp.path().join("index.git")
     }
 
-    fn dest(&self) -> PathBuf {
+    pub(crate) fn dest(&self) -> PathBuf {
         self.tmp.path().join("mirror")
     }
 
-    fn publish(&mut self, name: &str, vers: &str, bytes: &[u8]) {
+    pub(crate) fn publish(&mut self, name: &str, vers: &str, bytes: &[u8]) {
         let versions = match self.crates.iter_mut().find(|(n, _)| n == name) {
             Some((_, versions)) => versions,
             None => {
@@ -72,12 +73,12 @@ impl Registry {
         versions.iter_mut().find(|(v, _, _)| v == vers).unwrap().2 = true;
     }
 
-    fn delete(&mut self, name: &str) {
+    pub(crate) fn delete(&mut self, name: &str) {
         self.crates.retain(|(n, _)| n != name);
     }
 
     /// Writes the tree and the CDN files as they are now, and commits.
-    fn commit(&self, message: &str, squash: bool) -> String {
+    pub(crate) fn commit(&self, message: &str, squash: bool) -> String {
         let tree = self.tree();
         let _ = std::fs::remove_dir_all(&tree);
         std::fs::create_dir_all(&tree).unwrap();
@@ -106,7 +107,7 @@ impl Registry {
         git::write_git_index_with(&tree, &self.bare(), &options).unwrap()
     }
 
-    fn sync(&self, extra: &[&str]) -> (Output, Value) {
+    pub(crate) fn sync(&self, extra: &[&str]) -> (Output, Value) {
         let dest = self.dest();
         let index = format!("file://{}", self.bare().display());
         let mut args = vec![

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `mirror-cli` binary.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod damage;
 mod history;
 mod hostile;
 mod list;
