@@ -79,7 +79,7 @@ pub fn verify(
         )));
     }
     let store = Arc::new(Store::open(dest)?);
-    let state = Arc::new(State::open(
+    let state = match State::open(
         &store.state_dir(),
         StateOptions {
             holder: options
@@ -88,7 +88,20 @@ pub fn verify(
                 .unwrap_or_else(|| "mirror-sync verify".to_owned()),
             ..StateOptions::default()
         },
-    )?);
+    ) {
+        // Verify acts on what it finds (records failures for the next sync, takes broken
+        // versions out of the published index); a verify that could do neither would leave
+        // the published index offering what it found broken.
+        Err(e) if e.is_not_writable() => {
+            return Err(Error::Config(format!(
+                "verify needs write access to the mirror at {} ({e}): it records what it finds \
+                 and takes broken versions out of the published index; run it where the mirror is \
+                 writable (status works on a read-only mirror)",
+                dest.display()
+            )));
+        }
+        other => Arc::new(other?),
+    };
     store.clean_temp()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads)

@@ -5,6 +5,7 @@ mod damage;
 mod history;
 mod hostile;
 mod list;
+mod read_only;
 mod serve;
 mod sync;
 

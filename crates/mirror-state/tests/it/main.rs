@@ -6,6 +6,7 @@ mod corrupt;
 mod damage;
 mod meta;
 mod open;
+mod read_only;
 mod records;
 mod scale;
 
@@ -46,4 +47,18 @@ fn raw_db(dir: &Path) -> sled::Db {
         _ => {}
     }
     sled::open(dir.join("sled")).unwrap()
+}
+
+/// Every file below `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
