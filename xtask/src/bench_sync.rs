@@ -6,7 +6,8 @@
 //! Everything lives in `target/bench/sync/`: `upstream.git` (a bare clone of the fixture, plus one
 //! commit per incremental run on `refs/heads/bench-{run}`), `cdn/` (the `.crate` files of the new
 //! versions), and `mirror/`, whose state is seeded with every version of the base index as
-//! verified, through `mirror_state::Batch`, in a process of its own. The seeded mirror is reused
+//! verified, through `mirror_state::Batch`, in a process of its own, with an empty file in
+//! `crates/` for each (a full compare `stat`s them). The seeded mirror is reused
 //! while `seeded.txt` says it was made from the same fixture.
 //!
 //! Each measured sync runs in its own process (the release build of this binary, with the hidden
@@ -165,7 +166,7 @@ fn parent(args: &SyncArgs) -> anyhow::Result<()> {
     let mirror = setup.work.join("mirror");
     let stamp = setup.work.join("seeded.txt");
     let want_stamp = format!(
-        "fixture commit {}, {} lines, state schema {}\n",
+        "fixture commit {}, {} lines, state schema {}, an empty file per version\n",
         setup.base,
         setup.summary["lines"],
         mirror_state::SCHEMA_VERSION
@@ -579,6 +580,8 @@ fn check_full(m: &Measure, summary: &serde_json::Value) -> anyhow::Result<()> {
     if r["mode"] != "full"
         || n("index_versions") != lines
         || n("already_present") != lines
+        || n("recorded_missing") != 0
+        || n("recorded_wrong_size") != 0
         || n("downloaded") != 0
         || n("failed") != 0
         || n("removed_upstream") != 0
@@ -754,8 +757,9 @@ fn child(step: Step, args: &SyncArgs) -> anyhow::Result<()> {
 /// Seeds a fresh state in `mirror` with every version of the fixture's index as verified, in
 /// chunks with a flush every so often, sets the sync marker at the fixture's commit and tree,
 /// and clones the upstream into the mirror's index directory (what a first sync would have
-/// done). The base versions have no files in `crates/`: neither a full compare nor an
-/// incremental sync looks at the files of verified versions (`verify` does).
+/// done). Each base version gets an empty file in `crates/`, recorded with size 0: a full
+/// compare `stat`s the file of every version recorded verified (it reads none: `verify`
+/// hashes), so the files must be there, and empty ones cost an inode each, no data.
 fn seed(
     mirror: &Path,
     fixture: &Path,
@@ -781,7 +785,21 @@ fn seed(
             if failure.is_some() {
                 return;
             }
+            // One crate per index file, so one directory per file.
+            if let Some(first) = file.entries.first() {
+                let dir = store.crate_path(first.name(), first.vers());
+                let dir = dir.parent().expect("a crate path has a directory");
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    failure = Some(anyhow::anyhow!("creating {}: {e}", dir.display()));
+                    return;
+                }
+            }
             for entry in &file.entries {
+                let path = store.crate_path(entry.name(), entry.vers());
+                if let Err(e) = std::fs::File::create(&path) {
+                    failure = Some(anyhow::anyhow!("creating {}: {e}", path.display()));
+                    return;
+                }
                 batch.mark_verified(entry.name(), entry.vers(), *entry.cksum(), 0);
             }
             if batch.len() >= SEED_CHUNK {
@@ -1037,9 +1055,10 @@ How it is measured:
   the base), which the mirror clones and fetches over `file://`, the way `mirror-cli sync
   --index file://…` does. The mirror's state is seeded, in a process of its own, with every
   version of the base as verified (`mirror_state::Batch` and `State::apply`, flushed every so
-  often), with the sync marker (commit and tree) at the base. The base versions have no files
-  in `crates/`: neither a full compare nor an incremental sync opens the files of verified
-  versions (that is `verify`'s job), so 2.7M files would change nothing here.
+  often), with the sync marker (commit and tree) at the base. Each base version has an empty
+  file in `crates/`, recorded with size 0: a full compare `stat`s the file of every version
+  recorded verified (present, regular, of the recorded size) without reading it (hashing is
+  `verify`'s job), so what it costs is the 2.7M `stat`s, whatever the files hold.
 - Each sync is `mirror_sync::sync` (what `mirror-cli sync` runs) in its own process, the release
   build of xtask, timed from the call to its return: opening the state, fetching the upstream,
   planning, downloading, publishing the sparse index under `index/`, saving the state. *Peak
@@ -1052,7 +1071,8 @@ How it is measured:
 - *Full no-op compare*: `--full` against the base commit, every version already verified. Its
   first run after seeding publishes every index file; the measured runs find the published index
   current, the steady state of a daily `--full`. Each run must report every version already
-  present, nothing downloaded, removed or adopted.
+  present (recorded verified, its file in place), nothing missing, downloaded, removed or
+  adopted.
 - *Incremental*: for each run a commit on top of the base changes the same {changed} crates,
   spread evenly over the index: nine in ten get a new version (a synthetic `.crate` file of a
   few KB to a MB or two, new in every run of every bench, so each sync fetches objects its

@@ -76,10 +76,30 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once. The library errors put their cause in
+/// their own message (so that a message is whole wherever it is shown: a log, a report) and also
+/// return it as `source()`, so printing the chain as it is (`{:#}`) said everything twice
+/// ("File exists (os error 17): File exists (os error 17)"). A cause whose text is already
+/// there is left out.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn init_tracing(verbose: u8) {
@@ -98,4 +118,49 @@ fn init_tracing(verbose: u8) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Like the library errors: the cause in the message, and as `source()` too.
+    #[derive(Debug)]
+    struct WithSource {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for WithSource {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "creating directory {}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for WithSource {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_of_an_error_is_printed_once() {
+        let io = || std::io::Error::from_raw_os_error(17);
+        let error = anyhow::Error::new(WithSource {
+            path: "mirror",
+            source: io(),
+        })
+        .context("opening the mirror");
+        let os = io().to_string();
+        assert_eq!(
+            error_chain(&error),
+            format!("opening the mirror: creating directory mirror: {os}")
+        );
+        // A cause that says something new is still printed.
+        let error = anyhow::Error::new(io()).context("reading the crate list x");
+        assert_eq!(
+            error_chain(&error),
+            format!("reading the crate list x: {os}")
+        );
+    }
 }

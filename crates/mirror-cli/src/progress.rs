@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mirror_index::{CrateName, Version};
-use mirror_sync::{Interrupt, Progress, Stage};
+use mirror_sync::{Interrupt, Progress, ServerPause, Stage};
 
 /// How often a line is logged when stderr is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -26,11 +26,37 @@ struct Shared {
     failed: AtomicU64,
     bytes: AtomicU64,
     stop: AtomicBool,
+    /// A pause the registry asked for, while it lasts.
+    pause: Mutex<Option<Pause>>,
+}
+
+/// What the progress shows of a [`ServerPause`].
+#[derive(Clone, Debug)]
+struct Pause {
+    host: String,
+    status: u16,
+    until: Instant,
+    asked: Duration,
+    capped: bool,
+}
+
+impl From<&ServerPause> for Pause {
+    fn from(pause: &ServerPause) -> Self {
+        Pause {
+            host: pause.host.clone(),
+            status: pause.status,
+            until: pause.until,
+            asked: pause.asked,
+            capped: pause.is_capped(),
+        }
+    }
 }
 
 #[derive(Clone)]
 struct StageInfo {
     what: &'static str,
+    /// The bar's message for the stage, put back when a pause is over.
+    message: String,
     total: u64,
     total_bytes: u64,
     since: Instant,
@@ -49,6 +75,7 @@ impl Reporter {
             bar,
             stage: Mutex::new(StageInfo {
                 what: "starting",
+                message: String::new(),
                 total: 0,
                 total_bytes: 0,
                 since: Instant::now(),
@@ -57,6 +84,7 @@ impl Reporter {
             failed: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            pause: Mutex::new(None),
         });
         let logger = (!terminal && !quiet).then(|| {
             let shared = shared.clone();
@@ -92,6 +120,11 @@ impl Reporter {
 
 impl Shared {
     fn log_line(&self) {
+        eprintln!("{}", self.line(Instant::now()));
+    }
+
+    /// The progress line logged every few seconds off a terminal.
+    fn line(&self, now: Instant) -> String {
         let stage = self
             .stage
             .lock()
@@ -122,8 +155,31 @@ impl Shared {
                 HumanDuration(Duration::from_secs_f64(eta))
             );
         }
-        eprintln!("{line}");
+        let pause = self
+            .pause
+            .lock()
+            .expect("no panics while the lock is held")
+            .clone();
+        if let Some(pause) = pause.filter(|p| p.until > now) {
+            line += &format!("; {}", pause_text(&pause, now));
+        }
+        line
     }
+}
+
+/// A pause the registry asked for, as the progress shows it: who asked, how long is left, and
+/// whether it was cut to the longest honoured.
+fn pause_text(pause: &Pause, now: Instant) -> String {
+    let left = HumanDuration(pause.until.saturating_duration_since(now));
+    let capped = if pause.capped {
+        format!(", capped: it asked for {}", HumanDuration(pause.asked))
+    } else {
+        String::new()
+    };
+    format!(
+        "paused: {} asked to wait (Retry-After on a {}), {left} left{capped}",
+        pause.host, pause.status
+    )
 }
 
 impl Progress for Reporter {
@@ -170,6 +226,7 @@ impl Progress for Reporter {
             .lock()
             .expect("no panics while the lock is held") = StageInfo {
             what,
+            message: message.clone(),
             total,
             total_bytes,
             since: Instant::now(),
@@ -228,6 +285,27 @@ impl Progress for Reporter {
         self.shared.done.fetch_add(1, Ordering::Relaxed);
         if let Some(bar) = &self.shared.bar {
             bar.inc(1);
+        }
+    }
+
+    fn server_pause(&self, pause: Option<&ServerPause>) {
+        *self
+            .shared
+            .pause
+            .lock()
+            .expect("no panics while the lock is held") = pause.map(Pause::from);
+        if let Some(bar) = &self.shared.bar {
+            let message = match pause {
+                Some(pause) => pause_text(&pause.into(), Instant::now()),
+                None => self
+                    .shared
+                    .stage
+                    .lock()
+                    .expect("no panics while the lock is held")
+                    .message
+                    .clone(),
+            };
+            bar.set_message(message);
         }
     }
 
@@ -290,4 +368,42 @@ pub(crate) fn handle_signals(interrupt: Interrupt) {
             }
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Off a terminal, the line logged every few seconds says that downloads are paused, by
+    /// whom, for how long, and that the pause was cut to the longest honoured.
+    #[test]
+    fn the_progress_line_shows_a_server_pause() {
+        let reporter = Reporter::start(true);
+        reporter.stage(&Stage::Downloading {
+            versions: 5,
+            known_bytes: 0,
+        });
+        let now = Instant::now();
+        let line = reporter.shared.line(now);
+        assert!(line.starts_with("downloading: 0/5 versions"), "{line}");
+        assert!(!line.contains("paused"), "{line}");
+        *reporter.shared.pause.lock().expect("unpoisoned") = Some(Pause {
+            host: "registry.example".into(),
+            status: 429,
+            until: now + Duration::from_secs(590),
+            asked: Duration::from_secs(86_400),
+            capped: true,
+        });
+        let line = reporter.shared.line(now);
+        assert!(
+            line.ends_with(
+                "; paused: registry.example asked to wait (Retry-After on a 429), 10 minutes left, capped: it asked for 24 hours"
+            ),
+            "{line}"
+        );
+        // Over: not shown any more.
+        let line = reporter.shared.line(now + Duration::from_secs(600));
+        assert!(!line.contains("paused"), "{line}");
+        reporter.finish();
+    }
 }

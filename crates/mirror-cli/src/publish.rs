@@ -17,11 +17,11 @@ pub(crate) struct PublishArgs {
     /// The URL clients reach the mirror root at, such as https://mirror.example.org: config.json's
     /// dl points below it. Remembered for later syncs and publishes; default: the last one given,
     /// else http://127.0.0.1:8080 (`mirror-cli serve` rewrites dl to its own address anyway).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::serve::base_url_arg)]
     base_url: Option<String>,
     /// Threads for state lookups and writes (default: one per core, at least eight).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    threads: usize,
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    threads: u16,
     /// Print a JSON summary as the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -30,7 +30,7 @@ pub(crate) struct PublishArgs {
 pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<Outcome> {
     let mut options = PublishOptions::default();
     options.base_url = args.base_url;
-    options.threads = args.threads;
+    options.threads = usize::from(args.threads);
     options.holder = Some("mirror-cli publish".to_owned());
     let report = mirror_sync::republish(&args.dest, &options)?;
     let text = summary(&report, &args.dest);
@@ -50,7 +50,7 @@ fn summary(report: &PublishReport, dest: &std::path::Path) -> String {
     format!(
         "published {} index files ({} versions) under {}\n  \
          written: {}, unchanged: {}, removed: {}, versions left out (not verified): {}\n  \
-         config.json: dl below {}{}\n",
+         config.json: dl below {}{}\n{}",
         report.files,
         report.versions,
         dest.join("index").display(),
@@ -63,6 +63,10 @@ fn summary(report: &PublishReport, dest: &std::path::Path) -> String {
             " (written)"
         } else {
             " (unchanged)"
+        },
+        match report.temp_cleaned {
+            0 => String::new(),
+            n => format!("  cleaned: {n} temp files of an interrupted run\n"),
         },
     )
 }

@@ -25,8 +25,15 @@ pub(crate) struct ServeArgs {
     addr: String,
     /// The URL clients reach this server at, when it is not the listening address (behind a
     /// reverse proxy, or listening on 0.0.0.0). config.json's dl points below it.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = base_url_arg)]
     base_url: Option<String>,
+}
+
+/// Checks a `--base-url` (`serve`, `publish`, `sync`) while the arguments are parsed, so that a bad
+/// one is refused before anything is printed or written; the library functions check it again the
+/// same way. The value kept has no trailing slash.
+pub(crate) fn base_url_arg(url: &str) -> Result<String, mirror_index::Error> {
+    mirror_index::BaseUrl::parse(url).map(|url| url.to_string())
 }
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<Outcome> {
@@ -59,18 +66,14 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let signals = Signals::watch();
-    let base = args
-        .base_url
-        .as_deref()
-        .map(|url| url.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| {
-            if addr.ip().is_unspecified() {
-                // Clients reach 0.0.0.0 through one of the machine's own names or addresses.
-                format!("http://<this machine's address>:{}", addr.port())
-            } else {
-                format!("http://{addr}")
-            }
-        });
+    let base = args.base_url.clone().unwrap_or_else(|| {
+        if addr.ip().is_unspecified() {
+            // Clients reach 0.0.0.0 through one of the machine's own names or addresses.
+            format!("http://<this machine's address>:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        }
+    });
     // The first line is for scripts and tests that asked for port 0. A server must not stop
     // because nobody reads its stdout any more, so a failed write is only logged.
     let banner = format!(

@@ -7,14 +7,18 @@ use std::time::Duration;
 use indicatif::{HumanBytes, HumanDuration};
 use mirror_index::CrateName;
 use mirror_sync::{
-    FetchSettings, Interrupt, StatusReport, SyncOptions, SyncReport, VerifyOptions, VerifyReport,
+    Failure, FailureGroup, FetchSettings, HostStopped, Interrupt, StatusReport, SyncOptions,
+    SyncReport, VerifyOptions, VerifyReport,
 };
 
 use crate::Outcome;
 use crate::progress::{Reporter, handle_signals};
 
-/// Failures listed in the human summary (all are in `--json` and in `status`).
+/// Entries of a list (removed versions, corrupt files, …) shown in a human summary (all are in
+/// `--json`).
 const SHOWN_FAILURES: usize = 20;
+/// Failures shown as samples after their counts by kind and host (all are in `--json`).
+const FAILURE_SAMPLES: usize = 5;
 
 /// How downloads are made: shared by `sync` and `verify --repair`.
 #[derive(clap::Args)]
@@ -38,9 +42,12 @@ pub(crate) struct FetchArgs {
     /// The first backoff between attempts, in milliseconds (it doubles each retry).
     #[arg(long, value_name = "MS", default_value_t = 1000, hide = true)]
     backoff_ms: u64,
+    /// The longest Retry-After honoured, in milliseconds (a longer one is cut to it).
+    #[arg(long, value_name = "MS", default_value_t = 600_000, hide = true, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    max_retry_after_ms: u64,
     /// Threads for parsing and hashing (default: one per core).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    threads: usize,
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    threads: u16,
 }
 
 impl FetchArgs {
@@ -55,6 +62,7 @@ impl FetchArgs {
         settings.contact.clone_from(&self.contact);
         settings.attempts = Some(self.attempts);
         settings.backoff = Some(Duration::from_millis(self.backoff_ms));
+        settings.max_retry_after = Some(Duration::from_millis(self.max_retry_after_ms));
         Ok(settings)
     }
 }
@@ -74,7 +82,7 @@ pub(crate) struct SyncArgs {
     dl: Option<String>,
     /// Where the mirror will be served from: the published index/config.json points cargo's
     /// downloads at URL/crates/…. Remembered; `mirror-cli serve` needs none.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = crate::serve::base_url_arg)]
     base_url: Option<String>,
     /// Only these crates (repeatable).
     #[arg(long = "crate", value_name = "NAME")]
@@ -150,7 +158,7 @@ pub(crate) fn sync(args: SyncArgs) -> anyhow::Result<Outcome> {
     options.full_every_syncs = Some(args.full_every_syncs);
     options.full_every_days = Some(args.full_every_days);
     options.dry_run = args.dry_run;
-    options.threads = args.fetch.threads;
+    options.threads = usize::from(args.fetch.threads);
     options.fetch = args.fetch.settings()?;
     options.holder = Some("mirror-cli sync".to_owned());
     let interrupt = Interrupt::new();
@@ -171,7 +179,7 @@ pub(crate) fn sync(args: SyncArgs) -> anyhow::Result<Outcome> {
 pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
     let mut options = VerifyOptions::default();
     options.repair = args.repair;
-    options.threads = args.fetch.threads;
+    options.threads = usize::from(args.fetch.threads);
     options.fetch = args.fetch.settings()?;
     options.holder = Some("mirror-cli verify".to_owned());
     let interrupt = Interrupt::new();
@@ -272,7 +280,7 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         ));
     }
     line(format!(
-        "  present:      {} already verified{}",
+        "  present:      {} recorded verified, file in place at its recorded size (not hashed; `verify` hashes){}",
         report.already_present,
         if report.adopted > 0 {
             format!(
@@ -308,6 +316,16 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
             HumanBytes(report.downloaded_bytes),
             HumanBytes((report.downloaded_bytes as f64 / secs) as u64)
         ));
+    }
+    let drifted = report.recorded_missing + report.recorded_wrong_size;
+    if drifted > 0 {
+        line(format!(
+            "  drift:        {drifted} versions recorded verified were not in place as recorded ({} missing, {} of another size, moved to .mirror/quarantine); downloaded again:",
+            report.recorded_missing, report.recorded_wrong_size
+        ));
+        for v in report.drift.iter().take(SHOWN_FAILURES) {
+            line(format!("    {} {}", v.name, v.vers));
+        }
     }
     if report.checksum_changed > 0 {
         line(format!(
@@ -375,31 +393,24 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
             "  failed:       {} versions (recorded; the next sync retries them):",
             report.failed
         ));
-        for failure in report.failures.iter().take(SHOWN_FAILURES) {
-            line(format!(
-                "    {} {}: {}: {}",
-                failure.name, failure.vers, failure.kind, failure.message
-            ));
-        }
-        if report.failures.len() > SHOWN_FAILURES {
-            line(format!(
-                "    … and {} more (see --json or `mirror-cli status`)",
-                report.failures.len() - SHOWN_FAILURES
-            ));
-        }
+        failure_lines(
+            &mut line,
+            &report.failures_by_kind,
+            &report.failures,
+            "see --json or `mirror-cli status`",
+        );
     }
-    line(
-        if report.interrupted {
-            "interrupted: run the same command again to resume"
-        } else if report.dry_run {
-            "dry run: nothing was downloaded or recorded"
-        } else if report.is_clean() {
-            "done: every selected version is mirrored and verified"
-        } else {
-            "finished with problems (see above)"
-        }
-        .to_owned(),
-    );
+    line(if report.interrupted {
+        "interrupted: run the same command again to resume".to_owned()
+    } else if let Some(stop) = &report.host_stopped {
+        host_stopped_message(stop, report.not_attempted)
+    } else if report.dry_run {
+        "dry run: nothing was downloaded or recorded".to_owned()
+    } else if report.is_clean() {
+        "done: every selected version is in place and recorded verified".to_owned()
+    } else {
+        "finished with problems (see above)".to_owned()
+    });
     out
 }
 
@@ -439,19 +450,35 @@ fn verify_summary(report: &VerifyReport, repair: bool) -> String {
         }
     }
     if repair {
-        line(format!("  repaired: {}", report.repaired));
-        for failure in report.failures.iter().take(SHOWN_FAILURES) {
+        line(format!(
+            "  repaired: {} of {} missing or corrupt",
+            report.repaired,
+            report.missing.len() + report.corrupt.len()
+        ));
+        if !report.failures.is_empty() {
             line(format!(
-                "    failed: {} {}: {}: {}",
-                failure.name, failure.vers, failure.kind, failure.message
+                "  failed: {} repairs (recorded; the next sync retries them):",
+                report.failures.len()
             ));
+            failure_lines(
+                &mut line,
+                &report.failures_by_kind,
+                &report.failures,
+                "see --json",
+            );
         }
     }
     let broken = report.missing.len() + report.corrupt.len();
     line(if report.interrupted {
         "interrupted: run verify again to check everything".to_owned()
+    } else if let Some(stop) = &report.host_stopped {
+        host_stopped_message(stop, report.not_attempted)
     } else if report.is_clean() {
         "ok: every recorded file is present and matches its checksum".to_owned()
+    } else if broken > 0 && report.is_mended() && report.unexpected.is_empty() {
+        format!(
+            "repaired: every file is present and matches its checksum again, but {broken} were missing or corrupt (exit code 1: the damage happened)"
+        )
     } else if broken > 0 && !repair {
         "problems found: they are no longer recorded as verified; `mirror-cli verify --repair` or the next sync downloads them again".to_owned()
     } else {
@@ -478,17 +505,17 @@ fn status_summary(report: &StatusReport) -> String {
         line(format!("  cdn:        {cdn} (learned)"));
     }
     line(format!(
-        "  verified:   {} versions, {}",
+        "  verified:   {} versions, {} (as recorded: `verify` re-hashes them)",
         report.verified,
         HumanBytes(report.verified_bytes)
     ));
     line(format!("  failed:     {} versions", report.failed));
-    for failure in report.failures.iter().take(SHOWN_FAILURES) {
-        line(format!(
-            "    {} {}: {}: {}",
-            failure.name, failure.vers, failure.kind, failure.message
-        ));
-    }
+    failure_lines(
+        &mut line,
+        &report.failures_by_kind,
+        &report.failures,
+        "see --json",
+    );
     if report.removed_upstream > 0 {
         line(format!(
             "  removed:    {} upstream removals recorded",
@@ -522,4 +549,71 @@ fn status_summary(report: &StatusReport) -> String {
         );
     }
     out
+}
+
+/// Failures as a summary shows them: the counts by kind and host first, then a few samples.
+/// `more` says where the rest are.
+fn failure_lines(
+    line: &mut impl FnMut(String),
+    groups: &[FailureGroup],
+    failures: &[Failure],
+    more: &str,
+) {
+    for group in groups {
+        match &group.host {
+            Some(host) => line(format!("    {} {} from {host}", group.count, group.kind)),
+            None => line(format!("    {} {}", group.count, group.kind)),
+        }
+    }
+    if failures.is_empty() {
+        return;
+    }
+    line("  for example:".to_owned());
+    for failure in failures.iter().take(FAILURE_SAMPLES) {
+        line(format!(
+            "    {} {}: {}: {}",
+            failure.name, failure.vers, failure.kind, failure.message
+        ));
+    }
+    let total: u64 = groups.iter().map(|g| g.count).sum();
+    let shown = failures.len().min(FAILURE_SAMPLES) as u64;
+    if total > shown {
+        line(format!("    … and {} more ({more})", total - shown));
+    }
+}
+
+/// The one message of a run that gave up on a host: which host, how it failed, what was left
+/// undone, and what to do about it.
+fn host_stopped_message(stop: &HostStopped, not_attempted: u64) -> String {
+    let status = stop.status.map(|s| format!("HTTP {s}")).unwrap_or_default();
+    let (what, advice) = match (stop.kind.as_str(), stop.status) {
+        ("forbidden", _) => (
+            format!("refused: {status}"),
+            "the registry may be refusing this mirror: make sure --contact tells its operators how to reach you, and ask them; or download from another server with --dl",
+        ),
+        ("http", Some(429)) => (
+            "too many requests: HTTP 429 to every attempt".to_owned(),
+            "the registry is limiting this mirror: run again later with a lower --rate and --jobs, with --contact so its operators can reach you; or download from another server with --dl",
+        ),
+        ("http", _) => (
+            format!("server errors: {status} to every attempt"),
+            "the server is failing: run again later, or download from another server with --dl; --contact lets its operators reach you",
+        ),
+        ("network", _) => (
+            "no connection".to_owned(),
+            "the server cannot be reached: check the network and the download URL (--dl), then run again; --contact lets its operators reach you",
+        ),
+        ("timeout", _) => (
+            "timeouts".to_owned(),
+            "the server does not answer in time: run again later, or download from another server with --dl; --contact lets its operators reach you",
+        ),
+        (kind, _) => (
+            kind.to_owned(),
+            "run again later, or download from another server with --dl; --contact lets its operators reach you",
+        ),
+    };
+    format!(
+        "stopped downloading: {} failed {} downloads in a row ({what}); {not_attempted} versions were not tried, the next run tries them\n  the last: {}\n  what to do: {advice}",
+        stop.host, stop.failures, stop.last_error
+    )
 }

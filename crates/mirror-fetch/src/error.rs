@@ -121,6 +121,10 @@ pub enum FetchErrorKind {
     BadRedirect,
     /// The options cannot be used, or the HTTP client could not be built.
     Config,
+    /// Nothing was sent: the fetcher gave up on the host after too many downloads from it
+    /// failed in a row (see [`Fetcher::stopped_host`](crate::Fetcher::stopped_host)). The
+    /// download was not tried; try it in a later run.
+    HostStopped,
 }
 
 impl FetchErrorKind {
@@ -138,7 +142,7 @@ impl FetchErrorKind {
 
     /// A short stable name for reports and JSON: `not_found`, `forbidden`, `checksum_mismatch`,
     /// `truncated`, `timeout`, `http`, `network`, `too_large`, `sink`, `redirect_loop`,
-    /// `bad_redirect` or `config`.
+    /// `bad_redirect`, `config` or `host_stopped`.
     pub fn as_str(&self) -> &'static str {
         match self {
             FetchErrorKind::NotFound => "not_found",
@@ -153,6 +157,7 @@ impl FetchErrorKind {
             FetchErrorKind::RedirectLoop => "redirect_loop",
             FetchErrorKind::BadRedirect => "bad_redirect",
             FetchErrorKind::Config => "config",
+            FetchErrorKind::HostStopped => "host_stopped",
         }
     }
 }

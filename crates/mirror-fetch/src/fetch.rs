@@ -5,15 +5,16 @@
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use mirror_core::{Mismatch, Verified, Verifier};
 use mirror_index::{Checksum, CrateName, DlTemplate, IndexEntry, Version};
 use reqwest::header::{CONTENT_ENCODING, HeaderValue, LOCATION};
 use reqwest::{StatusCode, Url};
-use sha2::{Digest as _, Sha256};
 use tokio::time::{Instant, timeout};
 use tracing::Instrument as _;
 
+use crate::breaker::{Breaker, HostStop, host_key, host_of};
 use crate::learn::derive_template;
-use crate::polite::{Politeness, backoff, retry_after};
+use crate::polite::{Politeness, ServerPause, backoff, retry_after};
 use crate::{FetchError, FetchErrorKind, FetchOptions, Sink};
 
 /// One version to download: its name (in published case), version and index checksum.
@@ -38,21 +39,6 @@ impl<'a> From<&'a IndexEntry> for Download<'a> {
     fn from(entry: &'a IndexEntry) -> Self {
         Download::new(entry.name(), entry.vers(), entry.cksum())
     }
-}
-
-/// A download whose every byte was hashed and matched the expected checksum. Only
-/// [`Fetcher::fetch`] makes one, and only after the digest matched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Verified {
-    /// Bytes written to the sink.
-    pub len: u64,
-    /// Their SHA-256, equal to the expected checksum.
-    pub sha256: Checksum,
-    /// Attempts made, the successful one included.
-    pub attempts: u32,
-    /// Where the bytes came from (the last URL after redirects).
-    pub url: String,
 }
 
 /// Downloads `.crate` files politely and verifies them.
@@ -84,15 +70,17 @@ pub struct Verified {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Fetcher {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    client: reqwest::Client,
-    options: FetchOptions,
+pub(crate) struct Inner {
+    pub(crate) client: reqwest::Client,
+    pub(crate) options: FetchOptions,
     user_agent: String,
-    polite: Politeness,
+    pub(crate) polite: Politeness,
+    /// Which hosts keep failing, and which are given up on.
+    pub(crate) breaker: Breaker,
     /// The CDN template, seeded or learned from a redirect.
     cdn: RwLock<Option<DlTemplate>>,
     /// A template derived from one redirect, with the crate it came from, waiting for a redirect
@@ -105,17 +93,22 @@ struct Inner {
 }
 
 /// How one attempt failed, before the attempt count is known.
-struct Failure {
-    kind: FetchErrorKind,
-    url: String,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) kind: FetchErrorKind,
+    pub(crate) url: String,
+    pub(crate) message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    retry_after: Option<Duration>,
+    /// The `Retry-After` as the server gave it, not yet cut to the limit.
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Failure {
     /// Boxed: failures are rare, and a small `Result` keeps the happy path cheap.
-    fn new(kind: FetchErrorKind, url: impl AsRef<str>, message: impl Into<String>) -> Box<Self> {
+    pub(crate) fn new(
+        kind: FetchErrorKind,
+        url: impl AsRef<str>,
+        message: impl Into<String>,
+    ) -> Box<Self> {
         Box::new(Failure {
             kind,
             url: url.as_ref().to_owned(),
@@ -133,15 +126,15 @@ impl Failure {
         self
     }
 
-    fn into_error(self, attempts: u32) -> FetchError {
+    pub(crate) fn into_error(self, attempts: u32) -> FetchError {
         FetchError::new(self.kind, self.url, attempts, self.message, self.source)
     }
 }
 
 /// What a successful attempt read.
 struct Body {
-    len: u64,
-    sha256: Checksum,
+    /// Made by the core's `Verifier` from the bytes written to the sink.
+    verified: Verified,
     url: Url,
 }
 
@@ -188,12 +181,14 @@ impl Fetcher {
                 )
             })?;
         let polite = Politeness::new(&options)?;
+        let breaker = Breaker::new(options.max_consecutive_failures);
         let cdn = options.cdn_template.clone();
         Ok(Fetcher {
             inner: Arc::new(Inner {
                 client,
                 user_agent,
                 polite,
+                breaker,
                 cdn: RwLock::new(cdn),
                 candidate: Mutex::new(None),
                 learning: tokio::sync::Mutex::new(()),
@@ -227,6 +222,26 @@ impl Fetcher {
     /// after the server answered `429` or `503`.
     pub fn effective_rate(&self) -> f64 {
         self.inner.polite.effective_rate()
+    }
+
+    /// The first host this fetcher gave up on: once
+    /// [`FetchOptions::max_consecutive_failures`] downloads from a host failed in a row (it
+    /// refused them, answered `429` or a server error to every attempt, or could not be
+    /// reached), no more requests go to it, downloads waiting to retry there stop waiting, and
+    /// new downloads from it fail at once with [`FetchErrorKind::HostStopped`], sending nothing.
+    /// `None` while every host is still tried.
+    ///
+    /// A caller downloading many files should stop starting downloads when this is `Some`: the
+    /// host is refusing or failing, and hammering it helps no one.
+    pub fn stopped_host(&self) -> Option<HostStop> {
+        self.inner.breaker.first_stopped()
+    }
+
+    /// The pause a server asked for with `Retry-After` that is going on now, if any (for
+    /// showing progress: nothing is downloaded while it lasts). Each new pause is also logged
+    /// as a warning, with the host, the pause asked for and the pause honoured.
+    pub fn server_pause(&self) -> Option<ServerPause> {
+        self.inner.polite.server_pause()
     }
 
     /// The URL a download starts at now: the CDN when its template is known, else `dl`.
@@ -270,34 +285,57 @@ impl Fetcher {
     ) -> Result<Verified, FetchError> {
         let options = &self.inner.options;
         let polite = &self.inner.polite;
+        let breaker = &self.inner.breaker;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let failure = match self.attempt(download, sink).await {
                 Ok(body) => {
                     polite.speed_up();
-                    tracing::debug!(url = %body.url, len = body.len, attempt, "verified");
-                    return Ok(Verified {
-                        len: body.len,
-                        sha256: body.sha256,
-                        attempts: attempt,
-                        url: body.url.into(),
-                    });
+                    let first = host_of(&self.url(download));
+                    let last = host_key(&body.url);
+                    breaker.success(first.as_deref().into_iter().chain([last.as_str()]));
+                    tracing::debug!(url = %body.url, len = body.verified.len, attempt, "verified");
+                    return Ok(body.verified.with_origin(attempt, body.url));
                 }
                 Err(failure) => failure,
             };
+            if failure.kind == FetchErrorKind::HostStopped {
+                // Nothing was sent this time.
+                return Err(failure.into_error(attempt - 1));
+            }
             if matches!(failure.kind, FetchErrorKind::Http(429 | 503)) {
                 polite.slow_down();
             }
-            if let (FetchErrorKind::Http(429), Some(wait)) = (&failure.kind, failure.retry_after) {
-                // "Too many requests" is about this client, not this file: every request waits.
-                polite.pause_until(Instant::now() + wait);
+            let host = host_of(&failure.url).unwrap_or_default();
+            let mut retry_after = None;
+            if let (FetchErrorKind::Http(status), Some(asked)) =
+                (&failure.kind, failure.retry_after)
+            {
+                let wait = asked.min(options.max_retry_after);
+                retry_after = Some(wait);
+                let every_request = *status == 429;
+                if every_request {
+                    // "Too many requests" is about this client, not this file: every request
+                    // waits.
+                    polite.pause_until(Instant::now() + wait);
+                }
+                self.announce_pause(&host, *status, asked, wait, every_request);
             }
-            if !failure.kind.is_retryable() || attempt >= options.max_attempts {
+            let exhausted = !failure.kind.is_retryable() || attempt >= options.max_attempts;
+            if exhausted {
                 tracing::debug!(url = failure.url, kind = %failure.kind, attempt, "download failed");
+                let error = failure.into_error(attempt);
+                if let Some(stop) = breaker.failure(&host, error.kind(), || error.to_string()) {
+                    tracing::info!("{stop}; sending it no more requests");
+                }
+                return Err(error);
+            }
+            if breaker.stopped(&host).is_some() {
+                // The host was given up on while this download was in flight: no retry.
                 return Err(failure.into_error(attempt));
             }
-            let delay = backoff(options, attempt).max(failure.retry_after.unwrap_or_default());
+            let delay = backoff(options, attempt).max(retry_after.unwrap_or_default());
             tracing::info!(
                 url = failure.url,
                 kind = %failure.kind,
@@ -306,7 +344,54 @@ impl Fetcher {
                 delay_ms = delay.as_millis() as u64,
                 "download failed; retrying"
             );
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                // Given up on while waiting: the retry would not be sent anyway.
+                () = breaker.wait_stopped(&host) => {
+                    return Err(failure.into_error(attempt));
+                }
+            }
+        }
+    }
+
+    /// Notes a `Retry-After` pause and warns when it starts a new one: a long pause otherwise
+    /// looks like a run that hangs.
+    pub(crate) fn announce_pause(
+        &self,
+        host: &str,
+        status: u16,
+        asked: Duration,
+        honoured: Duration,
+        every_request: bool,
+    ) {
+        let pause = ServerPause {
+            host: host.to_owned(),
+            status,
+            asked,
+            honoured,
+            until: std::time::Instant::now() + honoured,
+            every_request,
+        };
+        let capped = pause.is_capped();
+        if !self.inner.polite.announce(pause) {
+            return;
+        }
+        let whom = if every_request {
+            "no request starts until then"
+        } else {
+            "the downloads it answered so wait before their retry"
+        };
+        if capped {
+            tracing::warn!(
+                "{host} asked for a pause of {} s (Retry-After on a {status}); pausing {} s, the longest honoured (capped); {whom}",
+                asked.as_secs(),
+                honoured.as_secs()
+            );
+        } else {
+            tracing::warn!(
+                "{host} asked for a pause of {} s (Retry-After on a {status}); pausing; {whom}",
+                asked.as_secs()
+            );
         }
     }
 
@@ -364,10 +449,22 @@ impl Fetcher {
         let mut api = via_api;
         let mut visited: Vec<Url> = Vec::new();
         let response = loop {
-            inner
-                .polite
-                .request_turn(api.then_some(options.api_requests_per_second))
-                .await;
+            let host = host_key(&url);
+            tokio::select! {
+                () = inner.polite.request_turn(api.then_some(options.api_requests_per_second)) => {}
+                // Given up on while this request waited for its turn (a pause, the rate).
+                () = inner.breaker.wait_stopped(&host) => {}
+            }
+            if let Some(stop) = inner.breaker.stopped(&host) {
+                return Err(Failure::new(
+                    FetchErrorKind::HostStopped,
+                    &url,
+                    format!(
+                        "not sent: {} failed {} downloads in a row",
+                        stop.host, stop.failures
+                    ),
+                ));
+            }
             tracing::debug!(%url, "request");
             let sent = timeout(options.read_timeout, inner.client.get(url.clone()).send()).await;
             let response = match sent {
@@ -422,7 +519,7 @@ impl Fetcher {
             };
             let mut failure = Failure::new(kind, &url, format!("unexpected status {status}"));
             if matches!(status.as_u16(), 429 | 503) {
-                failure.retry_after = retry_after(response.headers(), options.max_retry_after);
+                failure.retry_after = retry_after(response.headers());
             }
             return Err(failure);
         }
@@ -453,7 +550,7 @@ impl Fetcher {
             // None was asked for; the bytes are hashed as served and the checksum decides.
             tracing::warn!(%url, ?encoding, "unexpected content-encoding");
         }
-        let mut hasher = Sha256::new();
+        let mut verifier = Verifier::new(*download.cksum);
         let mut len: u64 = 0;
         let body_started = tokio::time::Instant::now();
         loop {
@@ -502,7 +599,7 @@ impl Fetcher {
                     format!("the body is over the limit of {} bytes", options.max_size),
                 ));
             }
-            hasher.update(&chunk);
+            verifier.update(&chunk);
             sink.write(&chunk).await.map_err(|e| {
                 Failure::new(
                     FetchErrorKind::Sink,
@@ -527,25 +624,23 @@ impl Fetcher {
             )
             .with_source(e)
         })?;
-        let actual = Checksum::from_bytes(hasher.finalize().into());
-        if actual != *download.cksum {
-            return Err(Failure::new(
-                FetchErrorKind::ChecksumMismatch {
-                    expected: *download.cksum,
-                    actual,
-                },
-                &url,
-                format!(
-                    "checksum mismatch for {} {}: expected {}, got {actual}",
-                    download.name, download.vers, download.cksum
-                ),
-            ));
-        }
-        Ok(Body {
-            len,
-            sha256: actual,
-            url,
-        })
+        let verified = match verifier.finish() {
+            Ok(verified) => verified,
+            Err(Mismatch { actual, .. }) => {
+                return Err(Failure::new(
+                    FetchErrorKind::ChecksumMismatch {
+                        expected: *download.cksum,
+                        actual,
+                    },
+                    &url,
+                    format!(
+                        "checksum mismatch for {} {}: expected {}, got {actual}",
+                        download.name, download.vers, download.cksum
+                    ),
+                ));
+            }
+        };
+        Ok(Body { verified, url })
     }
 
     /// Tries to learn the CDN template from the download API's redirect to `location`.
@@ -593,7 +688,10 @@ impl Fetcher {
 }
 
 /// Where a redirect response points, resolved against the request URL; `http` and `https` only.
-fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Url, Box<Failure>> {
+pub(crate) fn redirect_target(
+    url: &Url,
+    response: &reqwest::Response,
+) -> Result<Url, Box<Failure>> {
     let location = response.headers().get(LOCATION).ok_or_else(|| {
         Failure::new(
             FetchErrorKind::BadRedirect,
@@ -626,7 +724,7 @@ fn redirect_target(url: &Url, response: &reqwest::Response) -> Result<Url, Box<F
 }
 
 /// Classifies an error that came before any response.
-fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
+pub(crate) fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
     let error = error.without_url();
     let kind = if error.is_timeout() {
         FetchErrorKind::Timeout
@@ -638,7 +736,7 @@ fn request_failure(url: &Url, error: reqwest::Error) -> Box<Failure> {
 
 /// An error's message with the chain of its causes (reqwest's own says little, such as "error
 /// sending request").
-fn chain(error: &reqwest::Error) -> String {
+pub(crate) fn chain(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

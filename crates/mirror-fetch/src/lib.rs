@@ -24,11 +24,15 @@
 //! | slowest body tolerated (after the first 30 s) | 1 KiB/s on average |
 //! | largest body | 1 GiB |
 //! | redirects per attempt | 5 |
+//! | downloads from one host failed in a row before it gets no more requests | 30 |
 //!
 //! The `User-Agent` is `mirror-cli/<version> (+contact)`; without a contact a warning is logged.
 //! Retried: `5xx`, `408`, `429`, network errors, timeouts and truncated bodies. `Retry-After`
 //! (seconds or HTTP date) on a `429` or `503` makes the retry wait at least that long, and on a
-//! `429` it pauses every request of the fetcher.
+//! `429` it pauses every request of the fetcher; each new pause is logged as a warning (with the
+//! host, and whether it was cut to the longest honoured) and readable through
+//! [`Fetcher::server_pause`]. A host that failed too many downloads in a row gets no more
+//! requests ([`Fetcher::stopped_host`]).
 //!
 //! # The CDN template
 //!
@@ -74,14 +78,20 @@
 //! # Ok(()) }
 //! ```
 
+mod breaker;
 mod error;
 mod fetch;
 mod learn;
 mod options;
+mod page;
 mod polite;
-mod sink;
+mod sparse;
 
+pub use breaker::HostStop;
 pub use error::{FetchError, FetchErrorKind};
-pub use fetch::{Download, Fetcher, Verified};
+pub use fetch::{Download, Fetcher};
+// Defined in the core so that the store can be a sink and hold a proof without the HTTP stack.
+pub use mirror_core::{Sink, Verified};
 pub use options::{DEFAULT_USER_AGENT, FetchOptions};
-pub use sink::Sink;
+pub use polite::ServerPause;
+pub use sparse::{SparseFile, SparseIndex, SparseOptions};

@@ -76,6 +76,12 @@ pub struct FetchOptions {
     pub max_size: u64,
     /// Redirects followed per attempt. Default 5.
     pub max_redirects: u32,
+    /// Downloads from one host that may fail in a row (refused with `401`/`403`, or every
+    /// attempt failed with a `429`, a server error, a timeout or no connection) before the
+    /// fetcher gives up on the host and sends it nothing more (see
+    /// [`Fetcher::stopped_host`](crate::Fetcher::stopped_host)). Any success from the host
+    /// starts the count again. Default 30.
+    pub max_consecutive_failures: u32,
 }
 
 impl FetchOptions {
@@ -101,6 +107,7 @@ impl FetchOptions {
             max_retry_after: Duration::from_secs(600),
             max_size: 1 << 30,
             max_redirects: 5,
+            max_consecutive_failures: 30,
         }
     }
 
@@ -142,6 +149,8 @@ impl FetchOptions {
             Some("max_retry_after must be at most a day")
         } else if self.max_attempts == 0 {
             Some("max_attempts must be at least 1")
+        } else if self.max_consecutive_failures == 0 {
+            Some("max_consecutive_failures must be at least 1")
         } else if self.cdn_template.as_ref().is_some_and(|t| !t.has_markers()) {
             Some("a CDN template needs at least one marker such as {crate}")
         } else {

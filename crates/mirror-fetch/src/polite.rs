@@ -1,5 +1,6 @@
 //! Politeness: the global rate limit (governor), the adaptive slow-down on `429` / `503`, the
-//! download API's own rate, the in-flight cap, backoff with jitter, and `Retry-After`.
+//! download API's own rate, the in-flight cap, backoff with jitter, and `Retry-After` (and
+//! telling the caller about the pauses it asks for).
 
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -29,6 +30,36 @@ pub(crate) struct Politeness {
     in_flight: Semaphore,
     base_rate: f64,
     min_rate: f64,
+    /// The last pause a server asked for, as announced; shown while it lasts.
+    announced: Mutex<Option<ServerPause>>,
+}
+
+/// A pause a server asked for with `Retry-After` (on a `429` or `503`), as the fetcher honours
+/// it. See [`Fetcher::server_pause`](crate::Fetcher::server_pause).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerPause {
+    /// The host that asked, with its port when the URL gives one.
+    pub host: String,
+    /// The status the `Retry-After` came with (`429` or `503`).
+    pub status: u16,
+    /// The pause the server asked for.
+    pub asked: Duration,
+    /// The pause honoured: `asked`, cut to
+    /// [`FetchOptions::max_retry_after`](crate::FetchOptions::max_retry_after).
+    pub honoured: Duration,
+    /// When the pause ends (the latest end when several overlap).
+    pub until: std::time::Instant,
+    /// Whether every request of the fetcher waits (`429`: the server means this client), or only
+    /// the retries of the downloads that were told (`503`).
+    pub every_request: bool,
+}
+
+impl ServerPause {
+    /// Whether the server asked for more than is honoured.
+    pub fn is_capped(&self) -> bool {
+        self.asked > self.honoured
+    }
 }
 
 /// Governor's quota cannot change while it runs, so slowing down is a second limiter in front of
@@ -84,6 +115,7 @@ impl Politeness {
             in_flight: Semaphore::new(options.max_in_flight),
             base_rate: options.requests_per_second,
             min_rate: options.min_requests_per_second,
+            announced: Mutex::new(None),
         })
     }
 
@@ -176,6 +208,33 @@ impl Politeness {
     pub(crate) fn effective_rate(&self) -> f64 {
         lock(&self.adaptive).rate
     }
+
+    /// Notes a pause a server asked for. Returns `true` when it starts a new pause (none was
+    /// being shown), which is when it is worth a warning: the requests in flight when a server
+    /// got unhappy all come back with the same `Retry-After`, and that is one pause, not eight.
+    pub(crate) fn announce(&self, pause: ServerPause) -> bool {
+        let mut announced = lock(&self.announced);
+        match announced.as_mut() {
+            Some(current) if current.until > std::time::Instant::now() => {
+                if pause.until > current.until {
+                    current.until = pause.until;
+                }
+                current.every_request |= pause.every_request;
+                false
+            }
+            _ => {
+                *announced = Some(pause);
+                true
+            }
+        }
+    }
+
+    /// The pause being announced, while it lasts.
+    pub(crate) fn server_pause(&self) -> Option<ServerPause> {
+        lock(&self.announced)
+            .clone()
+            .filter(|p| p.until > std::time::Instant::now())
+    }
 }
 
 /// Sleeps until `deadline`, and returns at once, without a timer, when it has passed.
@@ -202,9 +261,9 @@ pub(crate) fn backoff(options: &FetchOptions, failed: u32) -> Duration {
     full - (full / 2).mul_f64(fastrand::f64())
 }
 
-/// The `Retry-After` of a response, in delay-seconds or HTTP-date form, cut to `max`. `None` when
-/// absent or unreadable.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, max: Duration) -> Option<Duration> {
+/// The `Retry-After` of a response, in delay-seconds or HTTP-date form, as the server asked (the
+/// caller cuts it to its limit). `None` when absent or unreadable.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -216,7 +275,7 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, max: Duration) -
         let date = httpdate::parse_http_date(value).ok()?;
         date.duration_since(SystemTime::now()).unwrap_or_default()
     };
-    Some(delay.min(max))
+    Some(delay)
 }
 
 /// Locks a mutex, ignoring poisoning: the rate state stays usable after a panic elsewhere.
@@ -256,16 +315,16 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_reads_seconds_and_dates_and_is_capped() {
-        let max = Duration::from_secs(600);
+    fn retry_after_reads_seconds_and_dates_as_asked() {
         let check = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("header"));
-            retry_after(&headers, max)
+            retry_after(&headers)
         };
         assert_eq!(check("3"), Some(Duration::from_secs(3)));
         assert_eq!(check(" 0 "), Some(Duration::ZERO));
-        assert_eq!(check("86400"), Some(max));
+        // Cut to the limit by the caller, which says so when it does.
+        assert_eq!(check("86400"), Some(Duration::from_secs(86400)));
         assert_eq!(check("soon"), None);
         let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(60));
         assert_eq!(check(&past), Some(Duration::ZERO));
@@ -275,7 +334,33 @@ mod tests {
             d > Duration::from_secs(100) && d <= Duration::from_secs(120),
             "{d:?}"
         );
-        assert_eq!(retry_after(&HeaderMap::new(), max), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn overlapping_pauses_are_announced_once_and_shown_while_they_last() {
+        let p = Politeness::new(&options()).expect("valid options");
+        let pause = |seconds: u64, every_request| ServerPause {
+            host: "registry.example".into(),
+            status: if every_request { 429 } else { 503 },
+            asked: Duration::from_secs(86_400),
+            honoured: Duration::from_secs(seconds),
+            until: std::time::Instant::now() + Duration::from_secs(seconds),
+            every_request,
+        };
+        assert_eq!(p.server_pause(), None);
+        assert!(p.announce(pause(60, false)), "a new pause is announced");
+        // The others in flight came back with the same answer: the same pause, made longer.
+        assert!(!p.announce(pause(90, true)));
+        assert!(!p.announce(pause(30, false)));
+        let shown = p.server_pause().expect("a pause is going on");
+        assert!(shown.every_request && shown.is_capped());
+        let left = shown.until - std::time::Instant::now();
+        assert!(left > Duration::from_secs(80), "{left:?}");
+        // Once it is over, there is none, and the next one is announced again.
+        lock(&p.announced).as_mut().expect("announced").until = std::time::Instant::now();
+        assert_eq!(p.server_pause(), None);
+        assert!(p.announce(pause(10, true)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! Read a Cargo registry index: crate names, versions and checksums that are valid by
-//! construction, index lines with their raw bytes kept, index paths, `config.json` and `dl`
-//! templates, and three sources — a local directory, a git repository (through gix) and the sparse
-//! HTTP protocol.
+//! Read a Cargo registry index from a local directory or a git repository (through gix), with the
+//! ordered parallel reader they share. The types they produce (crate names, versions, checksums,
+//! index lines with their raw bytes kept, index paths, `config.json` and `dl` templates) live in
+//! `mirror-core` and are re-exported here, so `mirror_index::CrateName` is `mirror_core::CrateName`.
 //!
 //! Bad lines never stop a read: each is reported as a [`LineError`] naming its file and line, and
 //! skipped, as Cargo does.
@@ -14,31 +14,24 @@
 //! assert_eq!(file.problems[0].to_string().split(':').take(2).collect::<Vec<_>>(), ["2/ab", "2"]);
 //! ```
 
-mod checksum;
-mod config;
+mod base_url;
 mod dir;
-mod entry;
-mod error;
-mod file;
 mod git;
-mod name;
-mod path;
 mod read;
-mod scan;
 mod source;
-mod sparse;
-mod version;
 
-pub use checksum::Checksum;
-pub use config::{DlTemplate, IndexConfig};
+pub use base_url::BaseUrl;
+/// The index paths of `mirror-core`, under the module name the sources use.
+mod path {
+    pub(crate) use mirror_core::{index_path, name_of_index_path};
+}
+
 pub use dir::DirIndex;
-pub use entry::{Dependency, IndexEntry, IndexRecord, LineErrorKind};
-pub use error::Error;
-pub use file::{IndexFile, LineError, MAX_LINE_LEN};
 pub use git::{ChangeKind, FetchOutcome, GitId, GitIndex, GitTip, TreeChange};
-pub use name::{CrateName, MAX_NAME_LEN};
-pub use path::{index_path, index_prefix};
+pub use mirror_core::{
+    Checksum, CrateName, Dependency, DlTemplate, Error, IndexConfig, IndexEntry, IndexFile,
+    IndexRecord, LineError, LineErrorKind, MAX_LINE_LEN, MAX_NAME_LEN, MAX_VERSION_LEN, Version,
+    index_path, index_prefix,
+};
 pub use read::{ReadOptions, ReadStats};
 pub use source::SourceSpec;
-pub use sparse::{SparseFile, SparseIndex, SparseOptions};
-pub use version::{MAX_VERSION_LEN, Version};

@@ -17,14 +17,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The base URL cannot be used in `config.json`.
-    #[error("invalid base url {url:?}: {reason}")]
-    BaseUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// The base URL cannot be used in `config.json` (see [`mirror_index::BaseUrl`]); the message
+    /// names the URL and what is wrong with it.
+    #[error(transparent)]
+    BaseUrl(mirror_index::Error),
     /// The listener's address could not be read.
     #[error("reading the listener's address: {source}")]
     LocalAddr {

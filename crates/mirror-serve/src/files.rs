@@ -18,17 +18,20 @@ pub(crate) struct Opened {
 
 /// Opens `rel` (already checked by [`crate::path::parse`]) under `root`, which must be canonical.
 ///
-/// `None` when there is no such regular file, or when its canonical path leaves the root or passes
-/// through a dot-directory such as `.mirror`: a symlink in the mirror may only point elsewhere in
-/// the mirror's public part. (A symlink swapped in between the check and the open could still be
-/// followed, but only by someone who can already write to the mirror.)
+/// `None` when there is no such regular file, or when its canonical path is not inside the public
+/// tree `rel` names (`crates/` or `index/`), or passes through a dot-directory: a symlink in the
+/// mirror may only point elsewhere in the same public tree, never at `.mirror/`, at anything else
+/// kept beside the trees, or outside the mirror. (A symlink swapped in between the check and the
+/// open could still be followed, but only by someone who can already write to the mirror.)
 pub(crate) async fn open(root: &Path, rel: &str) -> io::Result<Option<Opened>> {
     let canonical = match tokio::fs::canonicalize(root.join(rel)).await {
         Ok(path) => path,
         Err(e) if is_absent(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let inside = canonical.strip_prefix(root).is_ok_and(|inner| {
+    // `rel` comes from `path::parse`, so its first segment is `crates` or `index`.
+    let tree = root.join(rel.split('/').next().unwrap_or_default());
+    let inside = canonical.strip_prefix(&tree).is_ok_and(|inner| {
         inner.components().all(|c| match c {
             Component::Normal(part) => !part.as_encoded_bytes().starts_with(b"."),
             _ => false,
@@ -38,7 +41,7 @@ pub(crate) async fn open(root: &Path, rel: &str) -> io::Result<Option<Opened>> {
         tracing::warn!(
             path = rel,
             target = %canonical.display(),
-            "refusing to serve a symlink that leads outside the mirror's public files"
+            "refusing to serve a symlink that leads outside its public tree (crates/ or index/)"
         );
         return Ok(None);
     }

@@ -15,7 +15,8 @@
 //! Invariants: nothing outside the mirror root and nothing under `.mirror/` (or any other dot-file)
 //! is ever served. Only paths of the exact shapes above are accepted (so `..`, `.`, backslashes,
 //! NUL, encoded slashes and the like never reach the file system), and a file whose canonical path
-//! leaves the root through a symlink is refused. Every file is opened once per request and streamed
+//! leaves its public tree (`crates/` for crate files, `index/` for index files) through a symlink
+//! is refused. Every file is opened once per request and streamed
 //! from that handle, so a file replaced by rename while being served is seen whole, old or new.
 //!
 //! Each response is logged through `tracing` at info level (method, path, status, bytes sent,

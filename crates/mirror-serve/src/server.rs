@@ -14,7 +14,7 @@ use axum::http::header::{
 };
 use axum::http::request::Parts;
 use axum::http::uri::Authority;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
@@ -102,30 +102,12 @@ async fn canonical_dir(dest: &std::path::Path) -> Result<PathBuf, Error> {
     Ok(root)
 }
 
-/// Checks a base URL given by the user and drops its trailing slashes.
+/// Checks a base URL given by the user and drops its trailing slashes: the one check `publish`
+/// makes too.
 fn check_base_url(url: &str) -> Result<String, Error> {
-    let invalid = |reason| Error::BaseUrl {
-        url: url.into(),
-        reason,
-    };
-    let trimmed = url.trim_end_matches('/');
-    // Braces would read as template markers in `dl`.
-    if trimmed.contains(['{', '}']) {
-        return Err(invalid("contains a brace"));
-    }
-    let uri: Uri = trimmed
-        .parse()
-        .map_err(|_| invalid("not a valid absolute URL"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(invalid("only http:// and https:// URLs are supported"));
-    }
-    if uri.authority().is_none_or(|a| a.as_str().contains('@')) {
-        return Err(invalid("needs a host and no user name or password"));
-    }
-    if uri.query().is_some() {
-        return Err(invalid("has a query"));
-    }
-    Ok(trimmed.to_owned())
+    mirror_index::BaseUrl::parse(url)
+        .map(|url| url.to_string())
+        .map_err(Error::BaseUrl)
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {

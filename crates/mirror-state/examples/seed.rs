@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use mirror_index::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Version};
 use mirror_state::{Batch, State, StateOptions};
 
 fn main() {

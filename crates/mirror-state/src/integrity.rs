@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn classify_matches_the_encoder() {
         use crate::record::{Record, Status, encode_record};
-        let cksum = mirror_index::Checksum::from_bytes([0; 32]);
+        let cksum = mirror_core::Checksum::from_bytes([0; 32]);
         let verified = Record {
             cksum,
             size: 1,

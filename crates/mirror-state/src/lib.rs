@@ -13,7 +13,7 @@
 //! [`State`].
 //!
 //! ```
-//! use mirror_index::{Checksum, CrateName, Version};
+//! use mirror_core::{Checksum, CrateName, Version};
 //! use mirror_state::{State, StateOptions, Status};
 //!
 //! let dir = tempfile::tempdir().unwrap();

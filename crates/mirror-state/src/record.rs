@@ -18,7 +18,7 @@
 //! Trailing bytes, unknown versions or tags, short values, texts longer than the encoder writes
 //! ([`MAX_KIND_LEN`], [`MAX_MESSAGE_LEN`]) and non-UTF-8 text are all errors.
 
-use mirror_index::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Version};
 
 use crate::Error;
 
@@ -192,7 +192,7 @@ fn cut(s: &str, max: usize) -> &str {
 /// ```
 /// use mirror_state::{decode_record, encode_record, Record, Status};
 /// let record = Record {
-///     cksum: mirror_index::Checksum::from_bytes([7; 32]),
+///     cksum: mirror_core::Checksum::from_bytes([7; 32]),
 ///     size: 1234,
 ///     status: Status::Verified { at: 1_700_000_000 },
 /// };

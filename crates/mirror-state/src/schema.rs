@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use mirror_index::Checksum;
+use mirror_core::Checksum;
 
 use crate::Error;
 use crate::record::{self, Record, Status};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mirror_index::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Version};
 
 use crate::integrity::{self, IntegrityRecord, Totals};
 use crate::record::{self, Record, Status, Tombstone};
@@ -502,7 +502,7 @@ impl State {
     /// When one key appears more than once, the last operation wins.
     ///
     /// ```
-    /// use mirror_index::{Checksum, CrateName, Version};
+    /// use mirror_core::{Checksum, CrateName, Version};
     /// use mirror_state::{Batch, State, StateOptions};
     /// let dir = tempfile::tempdir().unwrap();
     /// let state = State::open(dir.path(), StateOptions::default()).unwrap();

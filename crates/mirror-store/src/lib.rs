@@ -14,7 +14,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use mirror_fetch::Sink as _;
+//! use mirror_core::Sink as _;
 //! use mirror_store::{Store, WalkEntry};
 //!
 //! let dir = tempfile::tempdir()?;
@@ -46,7 +46,7 @@ mod store;
 mod walk;
 
 pub use error::Error;
-pub use hash::hash_file;
+pub use hash::{hash_file, verify_file};
 pub use pending::PendingCrate;
 pub use store::Store;
 pub use walk::{Walk, WalkEntry};

@@ -3,7 +3,7 @@
 use std::io::{self, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use mirror_fetch::Sink;
+use mirror_core::Sink;
 
 use crate::Error;
 use crate::fsutil::place;
@@ -17,7 +17,7 @@ use crate::fsutil::place;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use mirror_fetch::Sink as _;
+/// use mirror_core::Sink as _;
 /// use mirror_store::Store;
 ///
 /// let dir = tempfile::tempdir()?;

@@ -5,7 +5,7 @@ use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mirror_index::{CrateName, Version, index_prefix};
+use mirror_core::{CrateName, Version, index_prefix};
 
 use crate::fsutil::{check_relative, create_dirs_durable, place, sync_dir, temp_name};
 use crate::{Error, PendingCrate, Walk};
@@ -122,7 +122,7 @@ impl Store {
     }
 
     /// Starts writing the crate file of `name` at `vers`: a new temp file in `.mirror/tmp`, to be
-    /// filled through [`mirror_fetch::Sink`] and moved into place by [`PendingCrate::commit`].
+    /// filled through [`mirror_core::Sink`] and moved into place by [`PendingCrate::commit`].
     ///
     /// Until then nothing appears under the final name; dropping the `PendingCrate` deletes the
     /// temp file.

@@ -3,7 +3,7 @@
 use std::fs::{self, FileType};
 use std::path::{Component, Path, PathBuf};
 
-use mirror_index::{CrateName, Version, index_prefix};
+use mirror_core::{CrateName, Version, index_prefix};
 
 use crate::Error;
 

@@ -12,6 +12,7 @@ use mirror_state::State;
 use mirror_store::Store;
 use tokio::task::JoinSet;
 
+use crate::report::{HostStopped, url_host};
 use crate::{Error, Failure, Interrupt, Progress};
 
 /// How downloads are made. Every `None` keeps the default of [`FetchOptions`] (see
@@ -31,6 +32,8 @@ pub struct FetchSettings {
     pub attempts: Option<u32>,
     /// The first backoff between attempts.
     pub backoff: Option<Duration>,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Option<Duration>,
 }
 
 impl FetchSettings {
@@ -63,6 +66,9 @@ impl FetchSettings {
             options.backoff_initial = backoff;
             options.backoff_max = options.backoff_max.max(backoff);
         }
+        if let Some(max) = self.max_retry_after {
+            options.max_retry_after = max;
+        }
         options
     }
 }
@@ -84,6 +90,11 @@ pub(crate) struct Downloaded {
     pub(crate) interrupted: bool,
     /// Set when the mirror's own disk or state failed: the run stopped starting downloads.
     pub(crate) stopped: Option<String>,
+    /// Set when one host failed too many downloads in a row: the run stopped starting
+    /// downloads, and those it never tried are left as they were.
+    pub(crate) host_stopped: Option<HostStopped>,
+    /// Versions never tried (the run stopped early, for whatever reason).
+    pub(crate) not_attempted: u64,
 }
 
 enum Outcome {
@@ -92,6 +103,9 @@ enum Outcome {
     Failed(Failure),
     /// Our side failed (disk full, state unwritable): stop the run.
     Local(Failure),
+    /// Not tried: the fetcher had given up on the host. Nothing is recorded, so the version
+    /// stays as it was (a failure, or no record) and the next run tries it.
+    NotTried,
 }
 
 /// How often the caller's thread collects finished downloads for the report and the progress.
@@ -143,7 +157,9 @@ pub(crate) async fn download_all(
             shared.clone(),
         );
         tasks.spawn(async move {
-            while !shared.stop.load(Ordering::Relaxed) {
+            // A host that keeps refusing or failing gets no new downloads (the fetcher sends it
+            // nothing more anyway): the run ends, and the rest waits for the next one.
+            while !shared.stop.load(Ordering::Relaxed) && fetcher.stopped_host().is_none() {
                 let Some(item) = lock(&shared.queue).next() else {
                     break;
                 };
@@ -159,6 +175,7 @@ pub(crate) async fn download_all(
     let mut tick = tokio::time::interval(COLLECT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut running = true;
+    let mut pause_shown = false;
     while running {
         tokio::select! {
             biased;
@@ -190,6 +207,16 @@ pub(crate) async fn download_all(
             progress.bytes(now - reported);
             reported = now;
         }
+        // A long `Retry-After` holds every download still; without this it looks like a hang.
+        let pause = fetcher.server_pause();
+        if pause.is_some() || pause_shown {
+            progress.server_pause(pause.as_ref());
+            pause_shown = pause.is_some();
+        }
+    }
+    result.not_attempted += lock(&shared.queue).len() as u64;
+    if let Some(stop) = fetcher.stopped_host() {
+        result.host_stopped = Some(HostStopped::new(&stop));
     }
     result
 }
@@ -214,6 +241,7 @@ fn collect(result: &mut Downloaded, progress: &dyn Progress, item: &Work, outcom
             }
             result.failures.push(failure);
         }
+        Outcome::NotTried => result.not_attempted += 1,
     }
 }
 
@@ -235,10 +263,19 @@ async fn download_one(
         vers: item.vers.to_string(),
         kind: kind.to_owned(),
         message,
+        host: None,
+    };
+    // Our own disk failed: recorded like any failure (so `status` counts it and the next sync
+    // retries it), as far as the state can still write; the run stops either way.
+    let storage = |message: String| {
+        if let Err(e) = state.mark_failed(&item.name, &item.vers, item.cksum, "storage", &message) {
+            tracing::warn!(name = %item.name, vers = %item.vers, "cannot record the storage failure: {e}");
+        }
+        Outcome::Local(failure("storage", message))
     };
     let mut pending = match store.begin(&item.name, &item.vers) {
         Ok(pending) => pending,
-        Err(e) => return Outcome::Local(failure("storage", e.to_string())),
+        Err(e) => return storage(e.to_string()),
     };
     let mut sink = Counting {
         inner: &mut pending,
@@ -249,8 +286,9 @@ async fn download_one(
     let verified = match fetcher.fetch(&download, &mut sink).await {
         Ok(verified) => verified,
         Err(e) if matches!(e.kind(), FetchErrorKind::Sink) => {
-            return Outcome::Local(failure("storage", e.to_string()));
+            return storage(e.to_string());
         }
+        Err(e) if matches!(e.kind(), FetchErrorKind::HostStopped) => return Outcome::NotTried,
         Err(e) => {
             let kind = e.kind().as_str();
             let message = e.to_string();
@@ -258,13 +296,16 @@ async fn download_one(
             if let Err(e) = state.mark_failed(&item.name, &item.vers, item.cksum, kind, &message) {
                 return Outcome::Local(failure("state", e.to_string()));
             }
-            return Outcome::Failed(failure(kind, message));
+            return Outcome::Failed(Failure {
+                host: url_host(e.url()),
+                ..failure(kind, message)
+            });
         }
     };
     // Order matters: the file goes in place first, then the state says verified. A crash in
     // between leaves a file without a record, which the next run hashes and adopts.
     if let Err(e) = pending.commit().await {
-        return Outcome::Local(failure("storage", e.to_string()));
+        return storage(e.to_string());
     }
     if let Err(e) = state.mark_verified(&item.name, &item.vers, item.cksum, verified.len) {
         return Outcome::Local(failure("state", e.to_string()));

@@ -29,10 +29,20 @@
 //! A version is recorded verified only after its bytes matched the index checksum and its file
 //! was renamed into place and synced. A crash between the two leaves a file without a record,
 //! which the next sync hashes and adopts instead of downloading. A record whose file went missing
-//! is found by [`verify`]. Temp files live in `.mirror/tmp`, never under `crates/`, and are
-//! deleted at the start of every run (after the state's lock is taken, so never another run's).
+//! is found by [`verify`], and by a full compare, which checks that the file of every version
+//! recorded verified is in place with its recorded size. Temp files live in `.mirror/tmp`, never
+//! under `crates/`, and are deleted at the start of every run (after the state's lock is taken,
+//! so never another run's).
+//!
+//! Every state change that makes a later run distrust the record (failure marks, the "compare
+//! everything" mark, tombstones, records forgotten by a prune, the index source) is flushed to
+//! disk before the first irreversible step it justifies (lines retracted from the published
+//! index, a file moved to quarantine), so a run killed right after that step leaves a state that
+//! does not claim what the step took away. [`CRASH_AT_ENV`] lets tests kill a run there.
 
+mod crash;
 mod download;
+mod durable;
 mod error;
 mod plan;
 mod progress;
@@ -44,11 +54,15 @@ mod status;
 mod sync;
 mod verify;
 
+pub use crash::CRASH_AT_ENV;
 pub use download::FetchSettings;
 pub use error::Error;
+pub use mirror_fetch::ServerPause;
 pub use progress::{Interrupt, NoProgress, Progress, Stage};
 pub use publish::{DEFAULT_BASE_URL, PublishOptions, PublishReport, publish, republish, retract};
-pub use report::{ChecksumChange, Failure, SyncReport, VerifyReport, VersionRef};
+pub use report::{
+    ChecksumChange, Failure, FailureGroup, HostStopped, SyncReport, VerifyReport, VersionRef,
+};
 pub use source::Source;
 pub use status::{StatusReport, status};
 pub use sync::{SyncOptions, sync};

@@ -17,6 +17,8 @@ use crate::{Error, Interrupt, Source, SyncOptions, SyncReport};
 
 /// How many skipped index lines a report quotes (all are logged).
 const INDEX_ERROR_SAMPLES: usize = 20;
+/// How many versions found without their file (or with another size) a report names.
+const DRIFT_SAMPLES: usize = 100;
 
 /// How much of the index a sync reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,9 @@ pub(crate) struct Plan {
     pub(crate) adopt: Vec<Work>,
     /// Verified under another checksum: the version was re-published.
     pub(crate) changed: Vec<(Work, Checksum)>,
+    /// Recorded verified with the index checksum, but the file is not in place or does not
+    /// have the recorded size: to be recorded failed, quarantined (if there) and downloaded.
+    pub(crate) drifted: Vec<(Work, Drift)>,
     /// Recorded versions the index no longer lists.
     pub(crate) removed: Vec<(CrateName, Version)>,
     /// Tombstoned versions the index lists again.
@@ -58,6 +63,43 @@ pub(crate) struct Plan {
     /// A full compare (not a dry run) publishes as it reads: what it published, and the index
     /// files it left for the publish after the downloads.
     pub(crate) inline_published: Option<InlinePublished>,
+}
+
+/// What a sync found wrong with the file of a version recorded verified.
+#[derive(Clone, Debug)]
+pub(crate) enum Drift {
+    /// No regular file where the version's file belongs.
+    Missing,
+    /// A file of `found` bytes; the record says `recorded`.
+    Size { found: u64, recorded: u64 },
+    /// Something else than a regular file or a directory (a symlink).
+    NotAFile,
+}
+
+impl Drift {
+    /// The failure class recorded for it (the classes `verify` records).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Drift::Missing => "missing",
+            Drift::Size { .. } | Drift::NotAFile => "corrupt",
+        }
+    }
+
+    /// What is wrong, for people.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Drift::Missing => {
+                "recorded verified, but the file is not in the mirror (found by a sync)".to_owned()
+            }
+            Drift::Size { found, recorded } => format!(
+                "recorded verified with {recorded} bytes, but the file has {found} (found by a sync)"
+            ),
+            Drift::NotAFile => {
+                "recorded verified, but a symlink or special file is in its place (found by a sync)"
+                    .to_owned()
+            }
+        }
+    }
 }
 
 /// A version named by its published name and version text.
@@ -246,11 +288,16 @@ struct Diff {
 }
 
 /// Every record in a compact table, for a full compare: per version, keyed by a hash of its
-/// name and version, one word holding the first 61 bits of its checksum, whether it is verified,
-/// and whether an index line claimed it, in a sorted vector: 16 bytes a record (2.7M records,
-/// 43 MB at crates.io scale), so the compare stays within bounded memory; the names themselves are not
-/// kept, and finding the records no line claimed takes a second pass over the state, only when
-/// there is one.
+/// name and version, one word holding the first 37 bits of its checksum, its size when under
+/// 16 MiB, whether it is verified, and whether an index line claimed it, in a sorted vector: 16
+/// bytes a record (2.7M records, 43 MB at crates.io scale), so the compare stays within bounded
+/// memory; the names themselves are not kept, and finding the records no line claimed takes a
+/// second pass over the state, only when there is one.
+///
+/// 37 bits of checksum tell a re-published version from its old record but for a chance of
+/// one in 10^11 per re-publication; the size (checked against the file in place) makes a
+/// 16-byte slot hold what a third word would otherwise add (22 MB at crates.io scale). Larger
+/// files are looked up in the state.
 struct Known {
     /// `(key hash, slot)`, sorted by key hash, one entry per key (records sharing one are a
     /// single `COLLIDED` slot): 16 bytes a record, with no spare buckets.
@@ -266,8 +313,12 @@ struct Known {
 /// of the next one's table.
 const KNOWN_RECORDS_META: &str = "known_records";
 
-/// The low 61 bits of a slot: the checksum prefix.
-const CKSUM_BITS: u64 = (1 << 61) - 1;
+/// The low 37 bits of a slot: the checksum prefix.
+const CKSUM_BITS: u64 = (1 << 37) - 1;
+/// Where the size sits in a slot, above the checksum prefix.
+const SIZE_SHIFT: u32 = 37;
+/// The 24 bits of the size; all ones means "16 MiB or more: ask the state".
+const SIZE_MASK: u64 = (1 << 24) - 1;
 /// Two records share the slot's key hash; look them up in the state instead.
 const COLLIDED: u64 = 1 << 61;
 const VERIFIED: u64 = 1 << 62;
@@ -310,7 +361,7 @@ impl Known {
         let mut slots = Vec::with_capacity(hint.saturating_add(hint / 64));
         for item in records(state) {
             let (name, vers, record) = item?;
-            let mut slot = cksum_prefix(&record.cksum);
+            let mut slot = cksum_prefix(&record.cksum) | (record.size.min(SIZE_MASK) << SIZE_SHIFT);
             if record.is_verified() {
                 slot |= VERIFIED;
             }
@@ -346,9 +397,18 @@ impl Known {
         Some(self.slots[i].1)
     }
 
-    /// Marks `entry` seen; whether the record is verified with the entry's checksum (`None`
-    /// when there is no record, `Some(false)` also when the state must be asked).
-    fn claim(&mut self, entry: &IndexEntry) -> Option<bool> {
+    /// Marks `entry` seen and says what the table knows of its record.
+    fn claim(&mut self, entry: &IndexEntry) -> Claim {
+        match self.claim_slot(entry) {
+            None => Claim::Unrecorded,
+            Some(None) => Claim::Ask,
+            Some(Some(size)) => Claim::Verified { size },
+        }
+    }
+
+    /// [`Known::claim`]: `None` when there is no record, `Some(Some(size))` when it is verified
+    /// with the entry's checksum and `size` bytes, `Some(None)` when the state must be asked.
+    fn claim_slot(&mut self, entry: &IndexEntry) -> Option<Option<u64>> {
         let slot_ref = self.slot_mut(key_hash(entry.name().as_str(), entry.vers().as_str()))?;
         let first = *slot_ref & SEEN == 0;
         *slot_ref |= SEEN;
@@ -358,9 +418,11 @@ impl Known {
         }
         if slot & COLLIDED != 0 {
             self.collided_seen.insert(key(entry.name(), entry.vers()));
-            return Some(false);
+            return Some(None);
         }
-        Some(slot & VERIFIED != 0 && slot & CKSUM_BITS == cksum_prefix(entry.cksum()))
+        let size = (slot >> SIZE_SHIFT) & SIZE_MASK;
+        let verified = slot & VERIFIED != 0 && slot & CKSUM_BITS == cksum_prefix(entry.cksum());
+        Some((verified && size != SIZE_MASK).then_some(size))
     }
 
     /// The records no index line claimed: none without looking further when every slot was
@@ -388,6 +450,17 @@ impl Known {
         }
         Ok(out)
     }
+}
+
+/// What the compact table of a full compare knows about an index entry's record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// No record.
+    Unrecorded,
+    /// Recorded verified with the entry's checksum, `size` bytes.
+    Verified { size: u64 },
+    /// Anything else: the state is asked.
+    Ask,
 }
 
 /// Sorts the entries of each index file into the plan.
@@ -429,7 +502,9 @@ impl Planner<'_> {
             .diff
             .as_ref()
             .is_some_and(|d| d.changed.contains(&file.path));
-        let work = |plan: &Plan| plan.downloads.len() + plan.adopt.len() + plan.changed.len();
+        let work = |plan: &Plan| {
+            plan.downloads.len() + plan.adopt.len() + plan.changed.len() + plan.drifted.len()
+        };
         let before = work(&self.plan);
         let mut listed = Vec::with_capacity(file.entries.len());
         for entry in &file.entries {
@@ -483,17 +558,27 @@ impl Planner<'_> {
             self.plan.restored.push((name.clone(), vers.clone()));
         }
         let claimed = self.known.as_deref_mut().map(|k| k.claim(entry));
+        let work = || Work {
+            name: name.clone(),
+            vers: vers.clone(),
+            cksum: *entry.cksum(),
+        };
         if self.options.skip_yanked && entry.yanked() {
-            return Ok(claimed == Some(Some(true)));
+            // Not selected: a version kept from before is published as it is, but only with
+            // its file in place (it is not downloaded again: `--skip-yanked` asks for that).
+            return Ok(match claimed {
+                Some(Claim::Verified { size }) => self.in_place(name, vers, size).is_none(),
+                _ => false,
+            });
         }
         report.selected += 1;
         let record = match claimed {
-            // A full compare's fast path: verified with this checksum, nothing to look up.
-            Some(Some(true)) => {
-                report.already_present += 1;
-                return Ok(true);
+            // A full compare's fast path: verified with this checksum, nothing to look up but
+            // the file itself.
+            Some(Claim::Verified { size }) => {
+                return Ok(self.present(work(), size));
             }
-            Some(None) => None,
+            Some(Claim::Unrecorded) => None,
             _ => match self.state.get(name, vers) {
                 Ok(record) => record,
                 Err(mirror_state::Error::CorruptRecord { key, reason }) => {
@@ -504,20 +589,14 @@ impl Planner<'_> {
                 Err(e) => return Err(e.into()),
             },
         };
-        let work = || Work {
-            name: name.clone(),
-            vers: vers.clone(),
-            cksum: *entry.cksum(),
-        };
         match record {
             Some(Record {
                 cksum,
+                size,
                 status: Status::Verified { .. },
-                ..
             }) => {
                 if cksum == *entry.cksum() {
-                    report.already_present += 1;
-                    return Ok(true);
+                    return Ok(self.present(work(), size));
                 }
                 self.plan.changed.push((work(), cksum));
             }
@@ -530,5 +609,48 @@ impl Planner<'_> {
             }
         }
         Ok(false)
+    }
+
+    /// A version recorded verified with its index checksum and `size` bytes: present if its
+    /// file is in place with that size (a `stat`, no hashing: "recorded verified"), else planned
+    /// for a fresh download. Returns whether it is present.
+    fn present(&mut self, work: Work, size: u64) -> bool {
+        match self.in_place(&work.name, &work.vers, size) {
+            None => {
+                self.report.already_present += 1;
+                true
+            }
+            Some(drift) => {
+                tracing::warn!(name = %work.name, vers = %work.vers, "{}", drift.message());
+                match drift {
+                    Drift::Missing => self.report.recorded_missing += 1,
+                    Drift::Size { .. } | Drift::NotAFile => self.report.recorded_wrong_size += 1,
+                }
+                if self.report.drift.len() < DRIFT_SAMPLES {
+                    self.report.drift.push(crate::VersionRef {
+                        name: work.name.to_string(),
+                        vers: work.vers.to_string(),
+                    });
+                }
+                self.plan.drifted.push((work, drift));
+                false
+            }
+        }
+    }
+
+    /// What is wrong with the file of a version recorded verified with `size` bytes, if
+    /// anything: it must be a regular file (not a symlink) of that size.
+    fn in_place(&self, name: &CrateName, vers: &Version, size: u64) -> Option<Drift> {
+        match std::fs::symlink_metadata(self.store.crate_path(name, vers)) {
+            Ok(meta) if meta.is_file() && meta.len() == size => None,
+            Ok(meta) if meta.is_file() => Some(Drift::Size {
+                found: meta.len(),
+                recorded: size,
+            }),
+            Ok(meta) if !meta.is_dir() => Some(Drift::NotAFile),
+            // A directory where the file belongs is no copy either; the download's rename
+            // fails on it and is reported.
+            _ => Some(Drift::Missing),
+        }
     }
 }

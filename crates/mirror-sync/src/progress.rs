@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mirror_fetch::ServerPause;
 use mirror_index::{CrateName, Version};
 
 /// What a run is doing now. Sent to [`Progress::stage`] when a stage starts.
@@ -56,6 +57,9 @@ pub trait Progress: Sync {
     fn done(&self, _name: &CrateName, _vers: &Version) {}
     /// One version failed; the message says why.
     fn failed(&self, _name: &CrateName, _vers: &Version, _kind: &str, _message: &str) {}
+    /// A server asked for a pause (`Retry-After`) and downloads wait: called about ten times a
+    /// second while it lasts, then once with `None` when it is over.
+    fn server_pause(&self, _pause: Option<&ServerPause>) {}
 }
 
 /// A [`Progress`] that ignores everything.

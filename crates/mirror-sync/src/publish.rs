@@ -11,9 +11,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
-use mirror_index::{
-    CrateName, DlTemplate, IndexEntry, IndexFile, ReadOptions, Version, index_path,
-};
+use mirror_index::{BaseUrl, CrateName, IndexEntry, IndexFile, ReadOptions, Version, index_path};
 use mirror_state::{State, StateOptions, Status};
 use mirror_store::Store;
 use rayon::prelude::*;
@@ -71,6 +69,9 @@ pub struct PublishReport {
     pub removed: u64,
     /// Whether `config.json` was written (it changed, or did not exist).
     pub config_written: bool,
+    /// Leftover temp files of an interrupted run deleted at the start (by `mirror-cli publish`;
+    /// a sync counts them in its own summary).
+    pub temp_cleaned: u64,
     /// The base URL `config.json`'s `dl` points below.
     pub base_url: String,
     /// Wall-clock duration in milliseconds.
@@ -163,6 +164,11 @@ pub fn publish(
                     report.written += u64::from(outcome.written);
                     report.unchanged += u64::from(outcome.published && !outcome.written);
                     report.removed += u64::from(outcome.removed);
+                    if outcome.removed {
+                        // Here, once the batch's writes are done: a writer in the same shard
+                        // would otherwise race the removal of its directory.
+                        remove_empty_parents(&store.index_root(), &file.path)?;
+                    }
                     report.versions += outcome.versions;
                     report.left_out += outcome.left_out;
                     if full {
@@ -211,6 +217,7 @@ pub fn publish(
     // Index files the source does not have (any more): the crate is gone upstream.
     for path in &stats.not_found {
         if crate_of_index_path(path).is_some() && unpublish_deleted(store, state, path)? {
+            remove_empty_parents(&store.index_root(), path)?;
             report.removed += 1;
         }
     }
@@ -258,6 +265,9 @@ pub fn republish(dest: &Path, options: &PublishOptions) -> Result<PublishReport,
             ..StateOptions::default()
         },
     )?;
+    // Only after the lock: the temp files of a run in progress would be its writes in flight.
+    // A publish killed mid-write (or any run) leaves its `.part` files here.
+    let temp_cleaned = store.clean_temp()? as u64;
     let src = state.get_meta(meta::INDEX_SOURCE)?.ok_or_else(|| {
         Error::Config(format!(
             "the mirror at {} was never synced: there is nothing to publish",
@@ -266,7 +276,8 @@ pub fn republish(dest: &Path, options: &PublishOptions) -> Result<PublishReport,
     })?;
     let user_agent = FetchSettings::default().full_user_agent();
     let source = Source::open_local(&src, &store.index_dir(), &user_agent)?;
-    let report = publish(&store, &state, &source, None, options)?;
+    let mut report = publish(&store, &state, &source, None, options)?;
+    report.temp_cleaned = temp_cleaned;
     // A full publish: whatever an interrupted run left unpublished is caught up.
     state.remove_meta(meta::PUBLISH_PENDING)?;
     state.flush()?;
@@ -282,6 +293,23 @@ pub fn republish(dest: &Path, options: &PublishOptions) -> Result<PublishReport,
 /// is not there, or whose file has other bytes than its checksum says. The next [`publish`]
 /// brings the lines back once the versions are verified again.
 pub fn retract(store: &Store, versions: &[(CrateName, Version)]) -> Result<u64, Error> {
+    retract_counted(store, versions).map(|r| r.lines)
+}
+
+/// What [`retract_counted`] did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Retracted {
+    /// Lines taken out.
+    pub(crate) lines: u64,
+    /// Published index files deleted (no line left in them).
+    pub(crate) files_removed: u64,
+}
+
+/// [`retract`], also counting the published files it deleted.
+pub(crate) fn retract_counted(
+    store: &Store,
+    versions: &[(CrateName, Version)],
+) -> Result<Retracted, Error> {
     let mut by_path: BTreeMap<String, HashSet<&str>> = BTreeMap::new();
     for (name, vers) in versions {
         by_path
@@ -290,7 +318,7 @@ pub fn retract(store: &Store, versions: &[(CrateName, Version)]) -> Result<u64, 
             .insert(vers.as_str());
     }
     let index_root = store.index_root();
-    let mut removed = 0;
+    let mut done = Retracted::default();
     for (path, gone) in by_path {
         let rel = Path::new("index").join(&path);
         let Some(published) = read_published(&index_root, &path)? else {
@@ -311,14 +339,17 @@ pub fn retract(store: &Store, versions: &[(CrateName, Version)]) -> Result<u64, 
             continue;
         }
         if kept.is_empty() {
-            remove_published(&index_root, &path)?;
+            if remove_published(&index_root, &path)? {
+                remove_empty_parents(&index_root, &path)?;
+                done.files_removed += 1;
+            }
         } else {
             store.write_atomic(&rel, &kept)?;
         }
         tracing::debug!(path, lines = dropped, "retracted from the published index");
-        removed += dropped;
+        done.lines += dropped;
     }
-    Ok(removed)
+    Ok(done)
 }
 
 /// The base URL to publish with: the one given (checked, then remembered), else the remembered
@@ -336,43 +367,9 @@ fn base_url(state: &State, given: Option<&str>) -> Result<String, Error> {
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()))
 }
 
-/// Checks a base URL and drops its trailing slashes: `http(s)://host[:port][/path]`, nothing
-/// that would read as a template marker, no query, fragment or credentials.
+/// Checks a base URL and drops its trailing slashes: the one check `serve` makes too.
 fn check_base_url(url: &str) -> Result<String, Error> {
-    let invalid = |reason: &str| Error::Config(format!("invalid base url {url:?}: {reason}"));
-    let trimmed = url.trim_end_matches('/');
-    let rest = ["http://", "https://"]
-        .iter()
-        .find_map(|scheme| {
-            trimmed
-                .get(..scheme.len())
-                .filter(|s| s.eq_ignore_ascii_case(scheme))
-                .map(|_| &trimmed[scheme.len()..])
-        })
-        .ok_or_else(|| invalid("only http:// and https:// URLs are supported"))?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() {
-        return Err(invalid("has no host"));
-    }
-    if host.contains('@') {
-        return Err(invalid("may not hold a user name or password"));
-    }
-    if trimmed.contains(['{', '}']) {
-        return Err(invalid("contains a brace"));
-    }
-    if trimmed.contains(['?', '#']) {
-        return Err(invalid("has a query or fragment"));
-    }
-    if trimmed
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
-    {
-        return Err(invalid(
-            "contains whitespace, control or non-ASCII characters",
-        ));
-    }
-    DlTemplate::new(&dl(trimmed)).map_err(|e| invalid(&e.to_string()))?;
-    Ok(trimmed.to_owned())
+    Ok(BaseUrl::parse(url)?.to_string())
 }
 
 /// The `dl` template for crate files below `base`: the mirror's own layout.
@@ -564,11 +561,15 @@ impl<'a> InlinePublisher<'a> {
                 })
                 .collect()
         });
-        self.batch.clear();
-        for outcome in outcomes {
+        let index_root = store.index_root();
+        for ((file, _), outcome) in self.batch.drain(..).zip(outcomes) {
             let outcome = outcome?;
             self.done.written += u64::from(outcome.written);
             self.done.removed += u64::from(outcome.removed);
+            if outcome.removed {
+                // After the batch's writes, never beside them (see `remove_empty_parents`).
+                remove_empty_parents(&index_root, &file.path)?;
+            }
         }
         Ok(())
     }
@@ -720,6 +721,33 @@ fn remove_published(index_root: &Path, path: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// Removes the shard directories of the published `index/{path}` (its parent, then theirs, up to
+/// but never including `index/` itself) that are left empty after the file was removed, so that a
+/// prune or a sweep leaves no empty directories behind. Stops at the first that is not empty (or
+/// not a directory: `remove_dir` never follows a symlink). Call it only when no write into
+/// `index/` is in flight: a writer in the same shard could find its directory gone.
+fn remove_empty_parents(index_root: &Path, path: &str) -> Result<(), Error> {
+    let mut dir = Path::new(path).parent();
+    while let Some(rel) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Ok(());
+        }
+        let full = index_root.join(rel);
+        match fs::remove_dir(&full) {
+            Ok(()) => {
+                if let Some(parent) = full.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Not empty (the common case), or not a directory: leave it and everything above.
+            Err(_) => return Ok(()),
+        }
+        dir = rel.parent();
+    }
+    Ok(())
+}
+
 /// Whether `index_root` and every directory between it and `index_root/{path}` are real
 /// directories (not symlinks). `false` when one is missing.
 fn parents_are_real_dirs(index_root: &Path, path: &str) -> Result<bool, Error> {
@@ -776,6 +804,7 @@ fn sweep(store: &Store, state: &State, keep: &HashSet<u64>) -> Result<u64, Error
                 && !keep.contains(&path_key(&child))
                 && unpublish_deleted(store, state, &child)?
             {
+                remove_empty_parents(index_root, &child)?;
                 removed += 1;
             }
         }

@@ -1,6 +1,8 @@
 //! `SyncReport` and `VerifyReport`: what a run did, shaped as the `--json` summaries of the
 //! command-line contract (field names are part of it; scripts depend on them).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 /// One version that could not be mirrored in this run.
@@ -15,6 +17,110 @@ pub struct Failure {
     pub kind: String,
     /// What happened, for people.
     pub message: String,
+    /// The host the last request went to (with its port when the URL gives one), when the
+    /// failure came from a server; `None` for the mirror's own failures (`storage`).
+    pub host: Option<String>,
+}
+
+/// Failures of one kind from one host, counted: what a run with a thousand failures says first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailureGroup {
+    /// The class, as in [`Failure::kind`].
+    pub kind: String,
+    /// The host, as in [`Failure::host`].
+    pub host: Option<String>,
+    /// How many versions failed so.
+    pub count: u64,
+}
+
+/// Failures counted by kind and host as they are seen (a status of millions of failures keeps
+/// one counter per group, not a list).
+#[derive(Debug, Default)]
+pub(crate) struct FailureCounts(HashMap<(String, Option<String>), u64>);
+
+impl FailureCounts {
+    pub(crate) fn add(&mut self, kind: &str, host: Option<&str>) {
+        *self
+            .0
+            .entry((kind.to_owned(), host.map(str::to_owned)))
+            .or_default() += 1;
+    }
+
+    /// The groups, the largest first (then by kind and host, so the order is stable).
+    pub(crate) fn into_groups(self) -> Vec<FailureGroup> {
+        let mut groups: Vec<FailureGroup> = self
+            .0
+            .into_iter()
+            .map(|((kind, host), count)| FailureGroup { kind, host, count })
+            .collect();
+        groups.sort_by(|a, b| (b.count, &a.kind, &a.host).cmp(&(a.count, &b.kind, &b.host)));
+        groups
+    }
+}
+
+/// Groups a list of failures by kind and host, the largest group first.
+pub(crate) fn group(failures: &[Failure]) -> Vec<FailureGroup> {
+    let mut counts = FailureCounts::default();
+    for failure in failures {
+        counts.add(&failure.kind, failure.host.as_deref());
+    }
+    counts.into_groups()
+}
+
+/// The host of a URL (with its port when one is given), without parsing the rest.
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#', ',', ')']).next()?;
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The host of the URL a download failure's message ends with (`… (URL)` or
+/// `… (URL, after N attempts)`, as [`mirror_fetch::FetchError`] shows it): the state keeps the
+/// message of a failure, not its host.
+pub(crate) fn host_in_message(message: &str) -> Option<String> {
+    let start = message.rfind(" (http")?;
+    url_host(&message[start + 2..])
+}
+
+/// The host a run stopped downloading from: too many downloads from it failed in a row (see
+/// `docs/politeness.md`). The versions not tried yet stay as they were, for the next run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostStopped {
+    /// The host, with its port when the URL gives one.
+    pub host: String,
+    /// The class of the failure that made the run stop, as in [`Failure::kind`].
+    pub kind: String,
+    /// The HTTP status of that failure, when it was one (`403`, `429`, `503`, …).
+    pub status: Option<u16>,
+    /// Downloads from the host that failed in a row.
+    pub failures: u64,
+    /// The message of that failure.
+    pub last_error: String,
+}
+
+impl HostStopped {
+    pub(crate) fn new(stop: &mirror_fetch::HostStop) -> Self {
+        let status = match &stop.kind {
+            mirror_fetch::FetchErrorKind::Http(code) => Some(*code),
+            mirror_fetch::FetchErrorKind::Forbidden => {
+                // 401 or 403: the message says which.
+                [401, 403]
+                    .into_iter()
+                    .find(|code| stop.last_error.contains(&format!("status {code}")))
+            }
+            _ => None,
+        };
+        HostStopped {
+            host: stop.host.clone(),
+            kind: stop.kind.as_str().to_owned(),
+            status,
+            failures: u64::from(stop.failures),
+            last_error: stop.last_error.clone(),
+        }
+    }
 }
 
 /// A version named in a report.
@@ -47,9 +153,18 @@ pub struct SyncReport {
     pub index_versions: u64,
     /// Versions selected for the mirror (after `--crate` and `--skip-yanked`).
     pub selected: u64,
-    /// Selected versions already verified before this run, or found in place and verified by
-    /// hashing (see `adopted`).
+    /// Selected versions already present: recorded verified before this run with their file
+    /// in place at the recorded size (checked with a `stat`, not hashed: `verify` hashes), or
+    /// found in place without a record and verified by hashing (see `adopted`).
     pub already_present: u64,
+    /// Versions recorded verified whose file was not in place: recorded failed (kind
+    /// `missing`) and downloaded again.
+    pub recorded_missing: u64,
+    /// Versions recorded verified whose file had another size than recorded (or was not a
+    /// regular file): recorded failed (kind `corrupt`), quarantined and downloaded again.
+    pub recorded_wrong_size: u64,
+    /// The first of the versions behind `recorded_missing` and `recorded_wrong_size`.
+    pub drift: Vec<VersionRef>,
     /// Versions downloaded and verified in this run.
     pub downloaded: u64,
     /// Bytes of the versions downloaded in this run.
@@ -58,6 +173,14 @@ pub struct SyncReport {
     pub failed: u64,
     /// The failures, one per version.
     pub failures: Vec<Failure>,
+    /// The failures counted by kind and host, the largest group first.
+    pub failures_by_kind: Vec<FailureGroup>,
+    /// Set when the run stopped downloading because one host failed too many downloads in a
+    /// row (it refuses the mirror, or is down): the versions not tried are in `not_attempted`.
+    pub host_stopped: Option<HostStopped>,
+    /// Versions to download that were never tried (the run stopped early); the next run tries
+    /// them.
+    pub not_attempted: u64,
     /// Recorded versions newly seen as removed from the index in this run (tombstoned; their
     /// files are kept unless `prune`).
     pub removed_upstream: u64,
@@ -125,6 +248,8 @@ impl SyncReport {
         self.failed == 0
             && self.index_errors == 0
             && self.not_in_index.is_empty()
+            && self.host_stopped.is_none()
+            && self.not_attempted == 0
             && !self.interrupted
     }
 }
@@ -149,6 +274,14 @@ pub struct VerifyReport {
     pub repaired: u64,
     /// Repairs that failed.
     pub failures: Vec<Failure>,
+    /// The failed repairs counted by kind and host, the largest group first.
+    pub failures_by_kind: Vec<FailureGroup>,
+    /// Set when the repair stopped downloading because one host failed too many downloads in
+    /// a row; the versions not tried are in `not_attempted`.
+    pub host_stopped: Option<HostStopped>,
+    /// Versions to repair that were never tried (the repair stopped early); they stay recorded
+    /// as failures, and the next sync downloads them.
+    pub not_attempted: u64,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
     /// Wall-clock duration of the run in milliseconds.
@@ -156,13 +289,91 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// Whether every recorded file is present and intact (after repairs), and nothing else is
-    /// there.
+    /// Whether nothing was found wrong: every recorded file present and intact, nothing else
+    /// there. A run that found damage is not clean even when `repair` mended all of it (the
+    /// damage happened, and whoever runs it should hear of it: `mirror-cli verify` exits 1); see
+    /// [`VerifyReport::is_mended`].
     pub fn is_clean(&self) -> bool {
-        let broken = (self.missing.len() + self.corrupt.len()) as u64;
-        broken == self.repaired
+        self.missing.is_empty()
+            && self.corrupt.is_empty()
             && self.failures.is_empty()
+            && self.host_stopped.is_none()
             && self.unexpected.is_empty()
             && !self.interrupted
+    }
+
+    /// Whether every missing and corrupt version found was downloaded again and verified (true
+    /// when there were none), and the run was not interrupted.
+    pub fn is_mended(&self) -> bool {
+        let broken = (self.missing.len() + self.corrupt.len()) as u64;
+        broken == self.repaired && self.failures.is_empty() && !self.interrupted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_read_from_urls_and_fetch_messages() {
+        for (url, host) in [
+            ("http://127.0.0.1:8080/crates/a", Some("127.0.0.1:8080")),
+            (
+                "https://user@registry.example/x?y",
+                Some("registry.example"),
+            ),
+            ("https://[::1]:99/x", Some("[::1]:99")),
+            ("no url", None),
+            ("http:///x", None),
+        ] {
+            assert_eq!(url_host(url).as_deref(), host, "{url}");
+        }
+        for (message, host) in [
+            (
+                "unexpected status 403 Forbidden (http://127.0.0.1:80/crates/a/a-1.crate)",
+                Some("127.0.0.1:80"),
+            ),
+            (
+                "unexpected status 500 (https://cdn.example/a, after 5 attempts)",
+                Some("cdn.example"),
+            ),
+            (
+                "a redirect to ftp://x/y, which is not http or https (http://api.example/dl)",
+                Some("api.example"),
+            ),
+            ("writing /srv/mirror/x: no space left on device", None),
+        ] {
+            assert_eq!(host_in_message(message).as_deref(), host, "{message}");
+        }
+    }
+
+    #[test]
+    fn failures_are_grouped_by_kind_and_host_largest_first() {
+        let mut counts = FailureCounts::default();
+        for (kind, host) in [
+            ("http", Some("b")),
+            ("forbidden", Some("a")),
+            ("storage", None),
+            ("forbidden", Some("a")),
+            ("http", Some("a")),
+            ("http", Some("b")),
+            ("forbidden", Some("a")),
+        ] {
+            counts.add(kind, host);
+        }
+        let groups = counts.into_groups();
+        let shown: Vec<(&str, Option<&str>, u64)> = groups
+            .iter()
+            .map(|g| (g.kind.as_str(), g.host.as_deref(), g.count))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("forbidden", Some("a"), 3),
+                ("http", Some("b"), 2),
+                ("http", Some("a"), 1),
+                ("storage", None, 1),
+            ]
+        );
     }
 }

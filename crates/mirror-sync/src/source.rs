@@ -5,16 +5,13 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use mirror_fetch::{SparseIndex, SparseOptions};
 use mirror_index::{
     CrateName, DirIndex, DlTemplate, GitId, GitIndex, GitTip, IndexConfig, IndexFile, ReadOptions,
-    ReadStats, SourceSpec, SparseIndex, SparseOptions,
+    ReadStats, SourceSpec,
 };
 
-use crate::Error;
-
-/// Sparse index files fetched at once. Small: a sparse source is only ever read for a named set
-/// of crates.
-const SPARSE_CONCURRENCY: usize = 8;
+use crate::{Error, FetchSettings};
 
 /// The folder beside the git clone where a sparse source caches what it fetched.
 const SPARSE_CACHE: &str = "sparse-cache";
@@ -70,10 +67,29 @@ impl Source {
     /// (`.mirror/sparse-cache` in a mirror), so reading an unchanged crate again costs one
     /// conditional request answered `304 Not Modified`. Within one `Source`, each crate is
     /// fetched at most once: reading it again is served from memory.
+    ///
+    /// Sparse requests keep the default politeness of downloads (`docs/politeness.md`) and send
+    /// `user_agent` exactly; [`Source::open_with`] takes the settings of a run instead.
     pub fn open(
         src: &str,
         git_dir: &Path,
         user_agent: &str,
+        interrupt: &AtomicBool,
+    ) -> Result<Source, Error> {
+        let fetch = FetchSettings {
+            user_agent: Some(user_agent.to_owned()),
+            ..FetchSettings::default()
+        };
+        Source::open_with(src, git_dir, &fetch, interrupt)
+    }
+
+    /// Opens `src` like [`Source::open`], with every sparse index request made under `fetch`:
+    /// the same `--rate`, `--jobs`, attempts, backoff and `User-Agent` (with contact) as the
+    /// downloads of a run.
+    pub fn open_with(
+        src: &str,
+        git_dir: &Path,
+        fetch: &FetchSettings,
         interrupt: &AtomicBool,
     ) -> Result<Source, Error> {
         let spec = SourceSpec::parse(src)?;
@@ -94,7 +110,9 @@ impl Source {
                     .enable_all()
                     .build()
                     .map_err(|e| Error::Runtime { source: e })?;
-                let mut options = SparseOptions::new(user_agent);
+                let unused =
+                    DlTemplate::new("http://unused.invalid/").expect("a constant valid template");
+                let mut options = SparseOptions::from_fetch(fetch.options(unused, None));
                 // One folder per index URL: validators of one server mean nothing to another.
                 options.cache_dir = git_dir
                     .parent()
@@ -272,7 +290,8 @@ async fn read_sparse(
     crates: &[CrateName],
     sink: &mut dyn FnMut(IndexFile),
 ) -> Result<ReadStats, Error> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(SPARSE_CONCURRENCY));
+    // No more fetches started than the fetcher lets run: the rest would only wait in it.
+    let limit = Arc::new(tokio::sync::Semaphore::new(index.max_in_flight()));
     let mut tasks = Vec::with_capacity(crates.len());
     for name in crates {
         // By index path: `Inflector` and `inflector` are one file.

@@ -5,7 +5,8 @@ use std::path::Path;
 use mirror_state::{State, StateOptions, Status};
 use serde::Serialize;
 
-use crate::{Error, Failure, meta};
+use crate::report::{FailureCounts, host_in_message};
+use crate::{Error, Failure, FailureGroup, meta};
 
 /// How many failures a status lists (all are counted).
 const FAILURE_SAMPLES: usize = 50;
@@ -32,6 +33,9 @@ pub struct StatusReport {
     pub failed: u64,
     /// The first failures, with their class and message.
     pub failures: Vec<Failure>,
+    /// Every failure counted by kind and host (read from the URL in its message), the largest
+    /// group first.
+    pub failures_by_kind: Vec<FailureGroup>,
     /// Versions and crates removed upstream (tombstones).
     pub removed_upstream: u64,
     /// Syncs run on this mirror.
@@ -89,6 +93,7 @@ pub fn status(dest: &Path, holder: Option<&str>) -> Result<StatusReport, Error> 
         publish_pending: state.get_meta(meta::PUBLISH_PENDING)?.is_some(),
         ..StatusReport::default()
     };
+    let mut counts = FailureCounts::default();
     for item in state.iter() {
         let (name, vers, record) = match item {
             Ok(item) => item,
@@ -104,17 +109,21 @@ pub fn status(dest: &Path, holder: Option<&str>) -> Result<StatusReport, Error> 
             }
             Status::Failed { kind, message, .. } => {
                 report.failed += 1;
+                let host = host_in_message(&message);
+                counts.add(&kind, host.as_deref());
                 if report.failures.len() < FAILURE_SAMPLES {
                     report.failures.push(Failure {
                         name: name.to_string(),
                         vers: vers.to_string(),
                         kind,
                         message,
+                        host,
                     });
                 }
             }
         }
     }
+    report.failures_by_kind = counts.into_groups();
     report.removed_upstream = state.tombstones().filter(Result::is_ok).count() as u64;
     Ok(report)
 }

@@ -7,18 +7,19 @@ use std::time::Instant;
 
 use mirror_fetch::Fetcher;
 use mirror_index::{Checksum, CrateName, DlTemplate, GitId, Version, index_path};
-use mirror_state::{State, StateOptions};
+use mirror_state::{Batch, State, StateOptions};
 use mirror_store::Store;
 use rayon::prelude::*;
 
 use crate::download::{Work, download_all, runtime};
-use crate::plan::{Mode, Plan, plan};
+use crate::durable::Irreversible;
+use crate::plan::{Drift, Mode, Plan, plan};
 use crate::publish::sweep_published;
 use crate::{
     ChecksumChange, Error, FetchSettings, Interrupt, Progress, Source, Stage, SyncReport, meta,
     now_unix,
 };
-use crate::{PublishOptions, publish, retract};
+use crate::{PublishOptions, publish};
 
 /// How many removed versions a report names (all are counted and logged).
 const REMOVED_SAMPLES: usize = 100;
@@ -107,8 +108,12 @@ pub fn sync(
     progress.stage(&Stage::UpdatingIndex {
         source: src.clone(),
     });
-    let user_agent = options.fetch.full_user_agent();
-    let source = match Source::open(&src, &store.index_dir(), &user_agent, interrupt.as_atomic()) {
+    let source = match Source::open_with(
+        &src,
+        &store.index_dir(),
+        &options.fetch,
+        interrupt.as_atomic(),
+    ) {
         Err(_) if interrupt.is_triggered() => return Err(Error::Interrupted),
         other => other?,
     };
@@ -149,7 +154,8 @@ pub fn sync(
         return finish(report, &state, started);
     };
     if options.dry_run {
-        report.would_download = (plan.downloads.len() + plan.changed.len()) as u64;
+        report.would_download =
+            (plan.downloads.len() + plan.changed.len() + plan.drifted.len()) as u64;
         // Files in place are hashed before anything is downloaded; count them as would-download
         // since their content is unknown until hashed.
         report.would_download += plan.adopt.len() as u64;
@@ -157,6 +163,7 @@ pub fn sync(
             .downloads
             .iter()
             .chain(plan.changed.iter().map(|(w, _)| w))
+            .chain(plan.drifted.iter().map(|(w, _)| w))
         {
             // A record with the same checksum keeps the size of the bytes once verified.
             match state.get(&work.name, &work.vers) {
@@ -191,6 +198,7 @@ pub fn sync(
         mut downloads,
         adopt,
         changed,
+        drifted,
         removed,
         restored,
         diff_paths,
@@ -204,22 +212,69 @@ pub fn sync(
                 .iter()
                 .chain(&adopt)
                 .chain(changed.iter().map(|(w, _)| w))
+                .chain(drifted.iter().map(|(w, _)| w))
                 .map(|w| index_path(&w.name)),
         )
         .chain(removed.iter().chain(&restored).map(|(n, _)| index_path(n)))
         .collect();
+    // Every irreversible step below (a retraction, a quarantine) goes through this, which makes
+    // the state durable first: the tombstones, the index source and the failure marks that
+    // justify it survive a kill right after it.
+    let irreversible = Irreversible::new(&store, &state);
     record_removals(&removed, &restored, &state, &mut report)?;
     if options.prune {
-        prune(&store, &state, &mut report)?;
+        prune(&irreversible, &store, &state, &mut report)?;
     }
-    // No client may be offered a line whose file is about to go to quarantine.
+    // Versions re-published upstream, and versions recorded verified whose file is gone or of
+    // another size: the state stops claiming them (and asks the next sync to compare
+    // everything, should this one be killed before it downloads them), durably, before their
+    // lines are retracted (no client may be offered a line whose file is about to go, or is
+    // gone) and their files quarantined.
+    let changed_reason = |work: &Work, old: &Checksum| {
+        format!(
+            "checksum changed upstream: the mirror had {old}, the index now says {}",
+            work.cksum
+        )
+    };
+    let mut marks = Batch::new();
+    for (work, old) in &changed {
+        let reason = changed_reason(work, old);
+        marks.mark_failed(
+            &work.name,
+            &work.vers,
+            work.cksum,
+            "checksum_changed",
+            &reason,
+        );
+    }
+    for (work, drift) in &drifted {
+        marks.mark_failed(
+            &work.name,
+            &work.vers,
+            work.cksum,
+            drift.kind(),
+            &drift.message(),
+        );
+    }
+    if !drifted.is_empty() {
+        state.set_meta(
+            meta::FULL_COMPARE_NEEDED,
+            "a sync found versions recorded verified whose file is missing or of the wrong size",
+        )?;
+    }
+    state.apply(marks)?;
     let replaced: Vec<(CrateName, Version)> = changed
         .iter()
-        .map(|(w, _)| (w.name.clone(), w.vers.clone()))
+        .map(|(w, _)| w)
+        .chain(drifted.iter().map(|(w, _)| w))
+        .map(|w| (w.name.clone(), w.vers.clone()))
         .collect();
-    retract(&store, &replaced)?;
+    // Not counted in `published_removed`: these files are published again after the downloads
+    // (a prune's retractions are, since those files stay removed).
+    irreversible.retract(&replaced)?;
     adopt_in_place(
         adopt,
+        &irreversible,
         &store,
         &state,
         options,
@@ -228,33 +283,27 @@ pub fn sync(
         &mut report,
     )?;
     for (work, old) in changed {
-        // The old bytes are evidence and may be wanted: move them aside, never delete. Then the
-        // state stops claiming them, so a crash before the new download leaves nothing that lies.
-        let reason = format!(
-            "checksum changed upstream: the mirror had {old}, the index now says {}",
-            work.cksum
-        );
-        match store.quarantine(&work.name, &work.vers, &reason) {
-            Ok(to) => {
-                tracing::warn!(name = %work.name, vers = %work.vers, to = %to.display(), "{reason}")
-            }
-            Err(mirror_store::Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        // The old bytes are evidence and may be wanted: move them aside, never delete.
+        let reason = changed_reason(&work, &old);
+        if let Some(to) = irreversible.quarantine(&work.name, &work.vers, &reason)? {
+            tracing::warn!(name = %work.name, vers = %work.vers, to = %to.display(), "{reason}");
+            crate::crash::point("sync-quarantined");
         }
-        state.mark_failed(
-            &work.name,
-            &work.vers,
-            work.cksum,
-            "checksum_changed",
-            &reason,
-        )?;
         report.checksum_changes.push(ChecksumChange {
             name: work.name.to_string(),
             vers: work.vers.to_string(),
             old: old.to_string(),
             new: work.cksum.to_string(),
         });
+        downloads.push(work);
+    }
+    for (work, drift) in drifted {
+        if !matches!(drift, Drift::Missing)
+            && let Some(to) = irreversible.quarantine(&work.name, &work.vers, &drift.message())?
+        {
+            tracing::warn!(name = %work.name, vers = %work.vers, to = %to.display(), "quarantined");
+            crate::crash::point("sync-quarantined");
+        }
         downloads.push(work);
     }
     report.checksum_changed = report.checksum_changes.len() as u64;
@@ -296,6 +345,8 @@ pub fn sync(
         report.downloaded = downloaded.done;
         report.downloaded_bytes = downloaded.bytes;
         report.failures.extend(downloaded.failures);
+        report.host_stopped = downloaded.host_stopped;
+        report.not_attempted = downloaded.not_attempted;
         report.interrupted |= downloaded.interrupted;
         if let Some(why) = downloaded.stopped {
             tracing::error!("the run stopped early: {why}");
@@ -304,6 +355,7 @@ pub fn sync(
     }
     report.interrupted |= interrupt.is_triggered();
     report.failed = report.failures.len() as u64;
+    report.failures_by_kind = crate::report::group(&report.failures);
 
     // Publish what is now verified (only that: the state says verified only once a file is in
     // place). A first publish of a mirror rewrites every file. A full compare published the
@@ -345,7 +397,7 @@ pub fn sync(
         publish_options.threads = options.threads;
         let published = publish(&store, &state, &source, paths.as_deref(), &publish_options)?;
         report.published_written = published.written;
-        report.published_removed = published.removed;
+        report.published_removed += published.removed;
         if let (Mode::Full, Some(inline)) = (mode, &inline_published) {
             report.published_written += inline.written;
             report.published_removed +=
@@ -356,8 +408,12 @@ pub fn sync(
     }
 
     // The sync marker only moves when the whole index is mirrored: never past a failure, nor
-    // past downloads a local failure kept from starting.
-    let complete = report.failed == 0 && !report.interrupted && stopped.is_none();
+    // past downloads a local failure or a host given up on kept from starting.
+    let complete = report.failed == 0
+        && !report.interrupted
+        && stopped.is_none()
+        && report.host_stopped.is_none()
+        && report.not_attempted == 0;
     if complete
         && options.crates.is_empty()
         && let Some((_, tip)) = source.git_tips()
@@ -423,8 +479,13 @@ fn finish(mut report: SyncReport, state: &State, started: Instant) -> Result<Syn
 /// Hashes files that are in place without a verified record (a run was killed between putting a
 /// file in place and recording it, or `verify` found it corrupt). A match is recorded verified;
 /// anything else is quarantined and downloaded again.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the arguments are the run's shared parts"
+)]
 fn adopt_in_place(
     adopt: Vec<Work>,
+    irreversible: &Irreversible<'_>,
     store: &Store,
     state: &State,
     options: &SyncOptions,
@@ -468,7 +529,7 @@ fn adopt_in_place(
                     work.cksum
                 );
                 tracing::warn!(name = %work.name, vers = %work.vers, "{reason}");
-                store.quarantine(&work.name, &work.vers, &reason)?;
+                irreversible.quarantine(&work.name, &work.vers, &reason)?;
                 downloads.push(work);
             }
             Err(e) => {
@@ -591,29 +652,43 @@ fn record_removals(
 }
 
 /// Moves the files of tombstoned versions into quarantine and forgets their records.
-fn prune(store: &Store, state: &State, report: &mut SyncReport) -> Result<(), Error> {
+///
+/// In this order, each step durable before the next: the lines are retracted from the
+/// published index (after the tombstones and the index source of this run reach the disk), the
+/// records are forgotten, then the files go. Killed before the files go, the mirror has files
+/// in place that no record claims (never a record claiming a file that is gone); the next prune
+/// moves them, since it also looks for the files of tombstoned versions without a record.
+fn prune(
+    irreversible: &Irreversible<'_>,
+    store: &Store,
+    state: &State,
+    report: &mut SyncReport,
+) -> Result<(), Error> {
     let mut doomed = Vec::new();
     for tombstone in state.tombstones() {
         let tombstone = tombstone?;
         if let Some(vers) = tombstone.vers
-            && state.get(&tombstone.name, &vers)?.is_some()
+            && (state.get(&tombstone.name, &vers)?.is_some()
+                || std::fs::symlink_metadata(store.crate_path(&tombstone.name, &vers)).is_ok())
         {
             doomed.push((tombstone.name, vers));
         }
     }
-    // Out of the published index first, then out of crates/.
-    retract(store, &doomed)?;
+    if doomed.is_empty() {
+        return Ok(());
+    }
+    report.published_removed += irreversible.retract(&doomed)?.files_removed;
+    let mut forget = Batch::new();
     for (name, vers) in &doomed {
-        let reason = "removed from the upstream index; pruned by sync --prune";
-        match store.quarantine(name, vers, reason) {
-            Ok(to) => tracing::info!(%name, %vers, to = %to.display(), "pruned"),
-            Err(mirror_store::Error::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        forget.remove(name, vers);
+    }
+    state.apply(forget)?;
+    let reason = "removed from the upstream index; pruned by sync --prune";
+    for (name, vers) in &doomed {
+        if let Some(to) = irreversible.quarantine(name, vers, reason)? {
+            tracing::info!(%name, %vers, to = %to.display(), "pruned");
+            crate::crash::point("prune-quarantined");
         }
-        // The file is out of crates/ before the record goes: a crash in between leaves a record
-        // without a file, which verify reports and the next prune finishes.
-        state.remove(name, vers)?;
         report.pruned += 1;
     }
     Ok(())

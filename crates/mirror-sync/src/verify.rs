@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use mirror_fetch::Fetcher;
 use mirror_index::{Checksum, CrateName, DlTemplate, Version};
-use mirror_state::{State, StateOptions, Status};
+use mirror_state::{Batch, State, StateOptions, Status};
 use mirror_store::{Store, WalkEntry};
 use rayon::prelude::*;
 
 use crate::download::{Work, download_all, runtime};
+use crate::durable::Irreversible;
 use crate::{Error, FetchSettings, Interrupt, Progress, Stage, VerifyReport, VersionRef, meta};
 
 /// Records hashed per round: bounds memory whatever the size of the mirror, and is large enough
@@ -24,6 +25,8 @@ const CHUNK: usize = 4096;
 const KIND_MISSING: &str = "missing";
 /// The failure class of a recorded file found corrupt.
 const KIND_CORRUPT: &str = "corrupt";
+/// The failure class of a download our own disk refused (recorded by `download.rs`).
+const KIND_STORAGE: &str = "storage";
 
 /// What to verify and how.
 #[derive(Clone, Debug, Default)]
@@ -103,6 +106,7 @@ pub fn verify(
         other => Arc::new(other?),
     };
     store.clean_temp()?;
+    let irreversible = Irreversible::new(&store, &state);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads)
         .thread_name(|i| format!("mirror-verify-{i}"))
@@ -137,10 +141,13 @@ pub fn verify(
                 }
             };
             // Verified records, and those an earlier verify found broken and nothing has mended
-            // since: they are checked again, so every run reports the truth of the moment.
+            // since (or whose repair our own disk refused): they are checked again, so every
+            // run reports the truth of the moment.
             let recheck = match &record.status {
                 Status::Verified { .. } => true,
-                Status::Failed { kind, .. } => kind == KIND_MISSING || kind == KIND_CORRUPT,
+                Status::Failed { kind, .. } => {
+                    kind == KIND_MISSING || kind == KIND_CORRUPT || kind == KIND_STORAGE
+                }
             };
             if recheck {
                 chunk.push(Check {
@@ -168,6 +175,10 @@ pub fn verify(
                 })
                 .collect()
         });
+        // The versions of this chunk found broken, recorded as such before anything is done
+        // about them.
+        let mut found: Vec<(Check, &str)> = Vec::new();
+        let mut marks = Batch::new();
         for (check, verdict) in chunk.drain(..).zip(verdicts) {
             report.checked += 1;
             let version = VersionRef {
@@ -203,26 +214,40 @@ pub fn verify(
                 }
             };
             tracing::warn!(name = %check.name, vers = %check.vers, kind, "{message}");
+            marks.mark_failed(&check.name, &check.vers, check.cksum, kind, &message);
+            found.push((check, kind));
+        }
+        if !found.is_empty() {
             // In this order, so that a verify killed at any point leaves nothing that lies: the
-            // next sync compares everything (an incremental one reads only the index files that
-            // changed upstream, and would never look at this version again), the published
-            // index stops offering it, and only then does the state stop claiming it.
+            // next sync compares everything (an incremental one reads only the index files
+            // that changed upstream, and would never look at these versions again) and the
+            // state stops claiming them, durably; only then does the published index stop
+            // offering them (`Irreversible` flushes first). Killed in between, the published
+            // index still offers lines whose files were broken before this run began, and the
+            // next sync, a full compare, publishes those files again from the state.
             if broken.is_empty() {
                 state.set_meta(
                     meta::FULL_COMPARE_NEEDED,
                     "verify found versions missing or corrupt",
                 )?;
             }
-            crate::retract(&store, &[(check.name.clone(), check.vers.clone())])?;
-            state.mark_failed(&check.name, &check.vers, check.cksum, kind, &message)?;
-            broken.push((
-                Work {
-                    name: check.name,
-                    vers: check.vers,
-                    cksum: check.cksum,
-                },
-                kind == KIND_CORRUPT,
-            ));
+            state.apply(std::mem::take(&mut marks))?;
+            let versions: Vec<(CrateName, Version)> = found
+                .iter()
+                .map(|(c, _)| (c.name.clone(), c.vers.clone()))
+                .collect();
+            irreversible.retract(&versions)?;
+            crate::crash::point("verify-retracted");
+            broken.extend(found.into_iter().map(|(check, kind)| {
+                (
+                    Work {
+                        name: check.name,
+                        vers: check.vers,
+                        cksum: check.cksum,
+                    },
+                    kind == KIND_CORRUPT,
+                )
+            }));
         }
     }
 
@@ -369,14 +394,17 @@ fn repair(
         _ => None,
     };
     let mut work = Vec::with_capacity(broken.len());
+    // The failure marks of every broken version were made durable before its line was
+    // retracted; `Irreversible` checks again (a flush with nothing new is free).
+    let irreversible = Irreversible::new(store, state);
     for (item, corrupt) in broken {
         if corrupt {
             let reason = "verify found it corrupt; replaced by a fresh download";
-            match store.quarantine(&item.name, &item.vers, reason) {
-                Ok(_) => {}
-                Err(mirror_store::Error::Io { source, .. })
-                    if source.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+            if irreversible
+                .quarantine(&item.name, &item.vers, reason)?
+                .is_some()
+            {
+                crate::crash::point("verify-quarantined");
             }
         }
         work.push(item);
@@ -392,6 +420,9 @@ fn repair(
     ));
     report.repaired = downloaded.done;
     report.failures = downloaded.failures;
+    report.failures_by_kind = crate::report::group(&report.failures);
+    report.host_stopped = downloaded.host_stopped;
+    report.not_attempted = downloaded.not_attempted;
     report.interrupted |= downloaded.interrupted;
     if let Some(why) = downloaded.stopped {
         // Publishing would write to the same, likely full, disk and turn a report into a fatal

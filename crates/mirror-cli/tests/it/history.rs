@@ -42,11 +42,11 @@ impl Registry {
         }
     }
 
-    fn tree(&self) -> PathBuf {
+    pub(crate) fn tree(&self) -> PathBuf {
         self.tmp.path().join("tree")
     }
 
-    fn bare(&self) -> PathBuf {
+    pub(crate) fn bare(&self) -> PathBuf {
         self.tmp.path().join("index.git")
     }
 
@@ -68,7 +68,7 @@ impl Registry {
         }
     }
 
-    fn yank(&mut self, name: &str, vers: &str) {
+    pub(crate) fn yank(&mut self, name: &str, vers: &str) {
         let (_, versions) = self.crates.iter_mut().find(|(n, _)| n == name).unwrap();
         versions.iter_mut().find(|(v, _, _)| v == vers).unwrap().2 = true;
     }
@@ -132,7 +132,7 @@ impl Registry {
         (out, summary)
     }
 
-    fn file(&self, name: &str, vers: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, vers: &str) -> PathBuf {
         let store = Store::open(&self.dest()).unwrap();
         store.crate_path(&CrateName::new(name).unwrap(), &Version::new(vers).unwrap())
     }
@@ -181,7 +181,7 @@ fn expect(counts: [u64; 8]) -> Vec<(&'static str, u64)> {
     out
 }
 
-fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
+pub(crate) fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
     let store = Store::open(dest).unwrap();
     let dir = store
         .crate_path(
@@ -198,7 +198,7 @@ fn files_of(dest: &Path, name: &str) -> Vec<PathBuf> {
 }
 
 /// The lines the mirror's published index offers for `name`, parsed.
-fn published(dest: &Path, name: &str) -> Vec<Value> {
+pub(crate) fn published(dest: &Path, name: &str) -> Vec<Value> {
     let path = dest
         .join("index")
         .join(index_path(&CrateName::new(name).unwrap()));

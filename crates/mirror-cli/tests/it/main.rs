@@ -1,11 +1,16 @@
 //! End-to-end tests of the `mirror-cli` binary.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod args;
+mod crash;
 mod damage;
+mod deploy;
 mod history;
+mod honesty;
 mod hostile;
 mod list;
 mod read_only;
+mod refusal;
 mod serve;
 mod sync;
 

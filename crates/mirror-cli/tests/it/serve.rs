@@ -705,6 +705,49 @@ fn serve_needs_a_mirror_directory_and_a_usable_base_url() {
     );
 }
 
+/// A base URL no client could use is refused by `publish` and `serve` alike, while the arguments
+/// are read: nothing printed on stdout, nothing written (before, `publish` recorded and published
+/// such a URL and `serve` printed its configuration with it).
+#[test]
+fn unusable_base_urls_are_refused_before_anything_is_printed_or_written() {
+    let mirror = Mirror::new();
+    assert_eq!(mirror.sync(), Some(0));
+    let config = mirror.dest.join("index/config.json");
+    let before = std::fs::read(&config).unwrap();
+    for (url, reason) in [
+        ("http://x:99999", "invalid port number"),
+        ("http://x:0", "port 0 is no port a client can connect to"),
+        ("http://[::1", "invalid IPv6 address"),
+    ] {
+        let expected = format!("invalid base url \"{url}\": {reason}");
+        for command in ["publish", "serve"] {
+            let mut child = mirror
+                .command(&[command, "--dest", mirror.dest(), "--base-url", url])
+                .args(if command == "serve" {
+                    &["--addr", "127.0.0.1:0"][..]
+                } else {
+                    &[]
+                })
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // A serve that accepted the URL would run until killed.
+            let status = wait(&mut child, Duration::from_secs(20));
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(status.code(), Some(2), "{command} {url}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&expected),
+                "{command} {url}: {}",
+                stderr(&out)
+            );
+            assert_eq!(stdout(&out), "", "{command} {url}");
+        }
+        assert_eq!(std::fs::read(&config).unwrap(), before, "{url}");
+    }
+}
+
 /// A plain HTTP/1.1 GET on loopback: the status and the body.
 fn http_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     use std::io::Write as _;

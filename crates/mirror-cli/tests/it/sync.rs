@@ -46,7 +46,7 @@ impl Fixture {
         }
     }
 
-    fn index(&self) -> String {
+    pub(crate) fn index(&self) -> String {
         format!("file://{}", self.registry.git.display())
     }
 
@@ -63,7 +63,7 @@ impl Fixture {
     }
 
     /// `sync --json` with fast, still bounded, politeness for tests.
-    fn sync_command(&self, extra: &[&str]) -> Command {
+    pub(crate) fn sync_command(&self, extra: &[&str]) -> Command {
         let dest = self.dest.to_str().unwrap();
         let index = self.index();
         let mut args = vec![
@@ -85,13 +85,13 @@ impl Fixture {
         self.command(&args)
     }
 
-    fn sync(&self, extra: &[&str]) -> (Output, Value) {
+    pub(crate) fn sync(&self, extra: &[&str]) -> (Output, Value) {
         let out = self.sync_command(extra).output().unwrap();
         let summary = summary(&out);
         (out, summary)
     }
 
-    fn verify(&self, extra: &[&str]) -> (Output, Value) {
+    pub(crate) fn verify(&self, extra: &[&str]) -> (Output, Value) {
         let mut args = vec!["verify", "--dest", self.dest.to_str().unwrap(), "--json"];
         args.extend_from_slice(&["--rate", "1000", "--backoff-ms", "5"]);
         args.extend_from_slice(extra);
@@ -100,7 +100,7 @@ impl Fixture {
         (out, summary)
     }
 
-    fn status(&self) -> (Output, Value) {
+    pub(crate) fn status(&self) -> (Output, Value) {
         let out = self
             .command(&["status", "--dest", self.dest.to_str().unwrap(), "--json"])
             .output()
@@ -109,17 +109,17 @@ impl Fixture {
         (out, summary)
     }
 
-    fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> Store {
         Store::open(&self.dest).unwrap()
     }
 
-    fn cdn_path(&self, index: usize) -> String {
+    pub(crate) fn cdn_path(&self, index: usize) -> String {
         let v = &self.registry.versions[index];
         format!("/crates/{0}/{0}-{1}.crate", v.name(), v.vers())
     }
 
     /// Every file under `crates/`, relative to it.
-    fn files_under_crates(&self) -> BTreeSet<PathBuf> {
+    pub(crate) fn files_under_crates(&self) -> BTreeSet<PathBuf> {
         let root = self.dest.join("crates");
         let mut out = BTreeSet::new();
         let mut stack = vec![root.clone()];
@@ -142,7 +142,7 @@ impl Fixture {
     /// Asserts that every file under `crates/` is the crate file of a fixture version, under its
     /// final name, with exactly the fixture's bytes (never a temp file, never a partial or wrong
     /// file), and returns how many there are.
-    fn assert_files_are_verified_copies(&self) -> usize {
+    pub(crate) fn assert_files_are_verified_copies(&self) -> usize {
         let store = self.store();
         let expected: BTreeMap<PathBuf, String> = self
             .registry
@@ -176,7 +176,7 @@ impl Fixture {
     }
 }
 
-fn summary(out: &Output) -> Value {
+pub(crate) fn summary(out: &Output) -> Value {
     let text = stdout(out);
     let last = text.lines().last().unwrap_or_else(|| {
         panic!("no output; stderr:\n{}", stderr(out));
@@ -189,7 +189,7 @@ fn summary(out: &Output) -> Value {
     })
 }
 
-fn count(v: &Value, field: &str) -> u64 {
+pub(crate) fn count(v: &Value, field: &str) -> u64 {
     v[field]
         .as_u64()
         .unwrap_or_else(|| panic!("{field} missing in {v}"))
@@ -663,7 +663,11 @@ fn a_full_compare_that_failed_is_followed_by_another() {
 }
 
 /// Whether the published index (`index/`) offers `name` `vers`.
-fn published(dest: &Path, name: &mirror_index::CrateName, vers: &mirror_index::Version) -> bool {
+pub(crate) fn published(
+    dest: &Path,
+    name: &mirror_index::CrateName,
+    vers: &mirror_index::Version,
+) -> bool {
     let path = dest.join("index").join(mirror_index::index_path(name));
     let Ok(bytes) = std::fs::read(&path) else {
         return false;
@@ -1115,8 +1119,16 @@ fn a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_
     // incremental sync of an unchanged index does not look at versions verify marked failed.)
     std::fs::remove_file(&filler).unwrap();
     let (out, report) = f.verify(&["--repair"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Exit 1: it found damage (and mended all of it, as `repaired` says).
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let broken = (report["missing"].as_array().unwrap().len()
+        + report["corrupt"].as_array().unwrap().len()) as u64;
     assert!(count(&report, "repaired") > 0, "{report}");
+    assert_eq!(count(&report, "repaired"), broken, "{report}");
+    assert!(
+        report["failures"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     assert_eq!(f.assert_files_are_verified_copies() as u64, n);
     let (out, _) = f.sync(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -8,6 +8,8 @@ mod limits;
 mod raw;
 mod real;
 mod redirects;
+mod sparse;
+mod stops;
 mod verify;
 
 use std::path::Path;

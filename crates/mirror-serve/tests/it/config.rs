@@ -147,7 +147,22 @@ async fn bad_options_fail_before_serving() {
         (
             mirror.root(),
             Some("https://user:pw@mirror.example"),
-            r#"invalid base url "https://user:pw@mirror.example": needs a host and no user name or password"#,
+            r#"invalid base url "https://user:pw@mirror.example": may not hold a user name or password"#,
+        ),
+        (
+            mirror.root(),
+            Some("http://mirror.example:99999"),
+            r#"invalid base url "http://mirror.example:99999": invalid port number"#,
+        ),
+        (
+            mirror.root(),
+            Some("http://mirror.example:0"),
+            r#"invalid base url "http://mirror.example:0": port 0 is no port a client can connect to"#,
+        ),
+        (
+            mirror.root(),
+            Some("http://[::1"),
+            r#"invalid base url "http://[::1": invalid IPv6 address"#,
         ),
     ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -11,7 +11,7 @@ async fn check_refused(server: &Server, targets: &[&str]) {
         assert_eq!(status, 404, "{target}");
         let body = String::from_utf8_lossy(&body);
         assert!(
-            !body.contains("private") && !body.contains("outside"),
+            !body.contains("private") && !body.contains("outside") && !body.contains("dl"),
             "{target}: leaked {body:?}"
         );
     }
@@ -139,6 +139,23 @@ async fn symlinks_may_not_lead_outside_the_public_files() {
     link(mirror.parent.path(), "crates/ou/ts/outside");
     link(&root.join(".mirror/state"), "index/st/at/state");
     link(&root.join(".mirror"), "crates/1/m/m-1.0.0.crate");
+    // Files under the mirror but outside its public trees: the private state, anything else an
+    // operator keeps beside them, and files of the other tree.
+    mirror.write(".mirror/quarantine/conf", b"private state");
+    link(
+        &root.join(".mirror/quarantine/conf"),
+        "crates/co/nf/conf/conf-1.0.0.crate",
+    );
+    mirror.write("notes/private.txt", b"private notes");
+    link(
+        &root.join("notes/private.txt"),
+        "crates/pr/iv/private/private-1.0.0.crate",
+    );
+    link(&root.join("notes/private.txt"), "index/pr/iv/private");
+    link(
+        &root.join("index/config.json"),
+        "crates/2/co/co-1.0.0.crate",
+    );
     // A symlink to another public file of the mirror is fine.
     let real = mirror.write("crates/re/al/real/real-1.0.0.crate", b"real");
     link(&real, "crates/al/ia/alias/alias-1.0.0.crate");
@@ -152,6 +169,10 @@ async fn symlinks_may_not_lead_outside_the_public_files() {
             "/crates/ou/ts/outside/secret",
             "/index/st/at/state",
             "/crates/1/m/m-1.0.0.crate",
+            "/crates/co/nf/conf/conf-1.0.0.crate",
+            "/crates/pr/iv/private/private-1.0.0.crate",
+            "/index/pr/iv/private",
+            "/crates/2/co/co-1.0.0.crate",
         ],
     )
     .await;

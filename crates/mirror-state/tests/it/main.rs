@@ -12,7 +12,7 @@ mod scale;
 
 use std::path::Path;
 
-use mirror_index::{Checksum, CrateName, Version};
+use mirror_core::{Checksum, CrateName, Version};
 use mirror_state::{State, StateOptions};
 
 fn name(s: &str) -> CrateName {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mirror_fetch::Sink as _;
+use mirror_core::Sink as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::{Fixture, files_under, name, vers};

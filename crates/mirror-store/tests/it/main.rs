@@ -7,7 +7,7 @@ mod walk;
 
 use std::path::{Path, PathBuf};
 
-use mirror_index::{CrateName, Version};
+use mirror_core::{CrateName, Version};
 use mirror_store::Store;
 
 /// A store in `{tempdir}/mirror`, so tests can check that nothing appears next to it.

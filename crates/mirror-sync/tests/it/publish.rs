@@ -194,6 +194,9 @@ fn refuses_base_urls_that_cannot_make_a_dl() {
         "https://mirror.example.org/{crate}",
         "https://mirror.example.org/?x=1",
         "https://mirror.example.org/a b",
+        "http://mirror.example.org:99999",
+        "http://mirror.example.org:0",
+        "http://[::1",
     ] {
         let mut options = PublishOptions::default();
         options.base_url = Some(bad.to_owned());

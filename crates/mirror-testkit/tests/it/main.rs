@@ -11,5 +11,4 @@ mod git;
 mod real;
 mod real_lines;
 mod server;
-mod sparse;
 mod synthetic;

@@ -3,23 +3,29 @@
 //! The sparse protocol has no listing: a crate's file is fetched by its name, so this source reads
 //! only the crates it is asked for. Bodies are kept byte for byte (no transparent decompression:
 //! the client never sends `Accept-Encoding`, and refuses an encoded body).
+//!
+//! It lives in this crate, not in `mirror-index`, because every request it sends goes through a
+//! [`Fetcher`]: the same rate limit, in-flight cap, attempts, backoff with jitter, `Retry-After`
+//! and `User-Agent` as downloads (`docs/politeness.md`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
+use mirror_core::{CrateName, DlTemplate, Error, IndexConfig, IndexFile, index_path};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 
-use crate::{CrateName, Error, IndexConfig, IndexFile, index_path};
+use crate::page::Page;
+use crate::{FetchError, FetchOptions, Fetcher};
 
 /// Largest index file body accepted (256 MiB). The largest crates.io index files are a few MB; a
 /// body much larger than that is hostile, and is refused before it fills memory.
 const MAX_BODY_LEN: usize = 256 << 20;
 
-/// The User-Agent sent when none is given.
-const DEFAULT_USER_AGENT: &str = concat!("mirror-index/", env!("CARGO_PKG_VERSION"));
+/// The `dl` of the [`FetchOptions`] a sparse source is built from: never used, since index
+/// requests name their URL (the downloads' template comes from the index's `config.json`).
+const UNUSED_DL: &str = "http://unused.invalid/";
 
 /// First line of a cache file; a file that does not start with it is ignored.
 const CACHE_MAGIC: &[u8] = b"mirror-index sparse cache 1\n";
@@ -28,35 +34,36 @@ const CACHE_MAGIC: &[u8] = b"mirror-index sparse cache 1\n";
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SparseOptions {
-    /// The `User-Agent` header of every request. Registries ask for contact information in it.
-    pub user_agent: String,
+    /// The politeness of every request: rate, in flight, attempts, backoff, `Retry-After`,
+    /// timeouts and the `User-Agent` (tool and contact), exactly as for downloads. Its `dl` and
+    /// CDN fields are not used.
+    pub fetch: FetchOptions,
     /// Where to keep index files with their `ETag` and `Last-Modified`, so that a repeated fetch
     /// is a conditional request. `None` (the default) fetches everything afresh.
     pub cache_dir: Option<PathBuf>,
-    /// Limit on one whole request, from connecting to the last byte of the body (default 30 s).
-    pub timeout: Duration,
-    /// Limit on establishing a connection (default 10 s).
-    pub connect_timeout: Duration,
 }
 
 impl SparseOptions {
-    /// Default options with the given `User-Agent`.
+    /// Default options whose `User-Agent` is `user_agent` exactly (no contact is appended).
     pub fn new(user_agent: impl Into<String>) -> Self {
+        let mut options = SparseOptions::default();
+        options.fetch.user_agent = Some(user_agent.into());
+        options
+    }
+
+    /// Options with the politeness of `fetch` (the downloads' options, typically).
+    pub fn from_fetch(fetch: FetchOptions) -> Self {
         SparseOptions {
-            user_agent: user_agent.into(),
-            ..SparseOptions::default()
+            fetch,
+            cache_dir: None,
         }
     }
 }
 
 impl Default for SparseOptions {
     fn default() -> Self {
-        SparseOptions {
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
-            cache_dir: None,
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-        }
+        let dl = DlTemplate::new(UNUSED_DL).expect("a constant valid template");
+        SparseOptions::from_fetch(FetchOptions::new(dl))
     }
 }
 
@@ -94,11 +101,12 @@ impl SparseFile {
 /// A registry index read over the sparse HTTP protocol, one named crate at a time.
 ///
 /// Each fetched file is parsed with [`IndexFile::parse`] under its index path; skipped lines name
-/// the URL they came from. Cloning is cheap and clones share connections.
+/// the URL they came from. Cloning is cheap and clones share connections and limits.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), mirror_index::Error> {
-/// use mirror_index::{CrateName, SparseIndex, SparseOptions};
+/// # async fn run() -> Result<(), mirror_core::Error> {
+/// use mirror_fetch::{SparseIndex, SparseOptions};
+/// use mirror_core::CrateName;
 /// let mut options = SparseOptions::new("my-mirror/1.0 (admin@example.org)");
 /// options.cache_dir = Some("cache/index".into());
 /// let index = SparseIndex::new("https://index.example/", options)?;
@@ -117,7 +125,7 @@ impl SparseFile {
 #[derive(Clone, Debug)]
 pub struct SparseIndex {
     base: Url,
-    client: reqwest::Client,
+    fetcher: Fetcher,
     cache_dir: Option<PathBuf>,
 }
 
@@ -144,17 +152,18 @@ impl SparseIndex {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let client = reqwest::Client::builder()
-            .user_agent(options.user_agent.as_str())
-            .timeout(options.timeout)
-            .connect_timeout(options.connect_timeout)
-            .build()
-            .map_err(|e| http_error(base.as_str(), e))?;
+        let fetcher = Fetcher::new(options.fetch).map_err(|e| http_error(base.as_str(), &e))?;
         Ok(SparseIndex {
             base,
-            client,
+            fetcher,
             cache_dir: options.cache_dir,
         })
+    }
+
+    /// The most requests in flight at once (the fetcher's `max_in_flight`): starting more
+    /// fetches than this at a time only makes them wait.
+    pub fn max_in_flight(&self) -> usize {
+        self.fetcher.options().max_in_flight
     }
 
     /// The index URL, ending with `/`.
@@ -171,18 +180,13 @@ impl SparseIndex {
     pub async fn config(&self) -> Result<IndexConfig, Error> {
         let url = self.url_of("config.json");
         tracing::debug!(%url, "fetching sparse index config");
-        let response = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| http_error(url.as_str(), e))?;
-        let status = response.status();
+        let response = self.get(&url, HeaderMap::new()).await?;
+        let status = response.status;
         tracing::debug!(%url, status = status.as_u16(), "sparse index config response");
         if status != StatusCode::OK {
             return Err(status_error(&url, status));
         }
-        let body = read_body(response, &url).await?;
+        let body = read_body(response, &url)?;
         IndexConfig::parse(&body, url.as_str())
     }
 
@@ -201,28 +205,25 @@ impl SparseIndex {
             None => None,
         };
 
-        let mut request = self.client.get(url.clone());
+        let mut request = HeaderMap::new();
         if let Some(cached) = &cached {
             if let Some(etag) = cached.etag.as_deref().and_then(header_value) {
-                request = request.header(header::IF_NONE_MATCH, etag);
+                request.insert(header::IF_NONE_MATCH, etag);
             }
             if let Some(modified) = cached.last_modified.as_deref().and_then(header_value) {
-                request = request.header(header::IF_MODIFIED_SINCE, modified);
+                request.insert(header::IF_MODIFIED_SINCE, modified);
             }
         }
         tracing::debug!(%url, crate_name = %name, conditional = cached.is_some(), "fetching sparse index file");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| http_error(url.as_str(), e))?;
-        let status = response.status();
+        let response = self.get(&url, request).await?;
+        let status = response.status;
         tracing::debug!(%url, status = status.as_u16(), "sparse index file response");
 
         match status {
             StatusCode::OK => {
-                let etag = header_string(response.headers(), header::ETAG);
-                let last_modified = header_string(response.headers(), header::LAST_MODIFIED);
-                let body = read_body(response, &url).await?;
+                let etag = header_string(&response.headers, header::ETAG);
+                let last_modified = header_string(&response.headers, header::LAST_MODIFIED);
+                let body = read_body(response, &url)?;
                 if let Some(file) = cache_file {
                     let entry = CacheEntry {
                         etag,
@@ -263,6 +264,15 @@ impl SparseIndex {
         }
     }
 
+    /// One polite request (see [`Fetcher`]); a failure after the last attempt is an
+    /// [`Error::Http`] naming `url`.
+    async fn get(&self, url: &Url, headers: HeaderMap) -> Result<Page, Error> {
+        self.fetcher
+            .get_page(url, &headers, MAX_BODY_LEN)
+            .await
+            .map_err(|e| http_error(url.as_str(), &e))
+    }
+
     fn url_of(&self, path: &str) -> Url {
         // `path` is `config.json` or an index path built from a valid crate name: only
         // `[a-z0-9_-]` and `/`, so joining it to a base that ends with `/` always succeeds.
@@ -280,31 +290,18 @@ fn parse(path: &str, url: &Url, body: &[u8]) -> IndexFile {
     file
 }
 
-/// Reads a whole body, refusing encoded bodies and bodies over [`MAX_BODY_LEN`].
-async fn read_body(mut response: reqwest::Response, url: &Url) -> Result<Vec<u8>, Error> {
-    let fail = |message: String| Error::Http {
-        url: url.to_string(),
-        message,
-    };
-    if let Some(encoding) = header_string(response.headers(), header::CONTENT_ENCODING)
+/// The body of a response, refusing an encoded one (bodies over [`MAX_BODY_LEN`] were refused
+/// while reading).
+fn read_body(response: Page, url: &Url) -> Result<Vec<u8>, Error> {
+    if let Some(encoding) = header_string(&response.headers, header::CONTENT_ENCODING)
         && !encoding.eq_ignore_ascii_case("identity")
     {
-        return Err(fail(format!(
-            "unexpected content-encoding {encoding:?} (none was asked for)"
-        )));
+        return Err(Error::Http {
+            url: url.to_string(),
+            message: format!("unexpected content-encoding {encoding:?} (none was asked for)"),
+        });
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| http_error(url.as_str(), e))?
-    {
-        if body.len() + chunk.len() > MAX_BODY_LEN {
-            return Err(fail(format!("body is larger than {MAX_BODY_LEN} bytes")));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    Ok(response.body)
 }
 
 fn status_error(url: &Url, status: StatusCode) -> Error {
@@ -314,16 +311,17 @@ fn status_error(url: &Url, status: StatusCode) -> Error {
     }
 }
 
-/// An [`Error::Http`] whose message carries the whole chain of causes (reqwest's own message alone
-/// says little, such as "error sending request").
-fn http_error(url: &str, error: reqwest::Error) -> Error {
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
+/// An [`Error::Http`] naming `url`, with the fetch error's message, causes and attempts.
+fn http_error(url: &str, error: &FetchError) -> Error {
+    let mut message = error.message().to_owned();
+    let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();
+    }
+    if error.attempts() > 1 {
+        message.push_str(&format!(" (after {} attempts)", error.attempts()));
     }
     Error::Http {
         url: url.into(),

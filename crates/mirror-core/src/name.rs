@@ -14,7 +14,7 @@ pub const MAX_NAME_LEN: usize = 64;
 /// other control characters, absolute paths, empty names and look-alike unicode.
 ///
 /// ```
-/// use mirror_index::CrateName;
+/// use mirror_core::CrateName;
 /// let name: CrateName = "Serde_JSON".parse().unwrap();
 /// assert_eq!(name.as_str(), "Serde_JSON");
 /// assert_eq!(name.to_lowercase(), "serde_json");

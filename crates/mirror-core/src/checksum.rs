@@ -7,7 +7,7 @@ use crate::Error;
 /// A SHA-256 digest: 32 bytes, written as 64 hex digits.
 ///
 /// ```
-/// use mirror_index::Checksum;
+/// use mirror_core::Checksum;
 /// let hex = "a".repeat(64);
 /// let sum: Checksum = hex.parse().unwrap();
 /// assert_eq!(sum.to_string(), hex);

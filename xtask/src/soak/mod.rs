@@ -1,31 +1,39 @@
-//! `cargo xtask soak`: the long reliability runs of issue 8, on the real-crates fixture served over
-//! loopback, with `mirror-cli` (the debug build the tests use) as a child process. Not in CI.
+//! `cargo xtask soak`: the long reliability runs of issues 8 and 12, on the real-crates fixture
+//! served over loopback, with `mirror-cli` (the debug build the tests use) as a child process.
+//! Not in CI; `--short` makes a run of a few minutes.
 //!
 //! Phases, each checked as it goes and counted in the figures:
 //! 1. **Crashes.** `sync` and `verify --repair` killed with SIGKILL after a random delay drawn
 //!    over a whole run's length (so kills land in index updates, downloads with their renames and
 //!    state writes, quarantines, publishing and the final state writes). After every kill: no file
-//!    under `crates/` is corrupt or unknown (a temp file, a partial file), and no verified record
-//!    of the state names a file that is missing or fails its checksum. `verify` runs against a
-//!    mirror damaged on purpose (files flipped, cut or deleted), so it has repairs to be killed in.
-//!    Every third sync kill aims at a short stage: just after publishing starts (publishing and
-//!    the closing state writes), or while files left without records are adopted.
-//!    Each cycle ends with a clean sync and verify that must converge to the complete mirror.
-//! 2. **Faults.** Every fault class of the testkit server at a combined rate over 40%, then the
+//!    under `crates/` is corrupt or unknown (a temp file, a partial file), and the two promises
+//!    hold ([`promises`]). `verify` runs against a mirror damaged on purpose (files flipped, cut
+//!    or deleted), so it has repairs to be killed in. Every third sync kill aims at a short
+//!    stage: just after publishing starts (publishing and the closing state writes), or while
+//!    files left without records are adopted. Each cycle ends with a clean sync and verify that
+//!    must converge to the complete mirror.
+//! 2. **Windows.** `verify`, `verify --repair` and `sync --prune` killed between their first
+//!    irreversible step and their end ([`windows`]), the promises checked after each kill.
+//! 3. **Corruption.** Damaged copies of a state: refused naming the recovery, or read whole;
+//!    the recovery then converges ([`corrupt`]).
+//! 4. **Flood.** Idle and half-sent connections against `mirror-cli serve`; a normal request is
+//!    answered within a second ([`flood`]).
+//! 5. **Faults.** Every fault class of the testkit server at a combined rate over 40%, then the
 //!    server stopped in the middle of a sync and restarted on the same port seconds later. The
 //!    server's request log proves the rate and in-flight limits held; failures are listed with
 //!    their kind and recorded; a clean re-run completes with nothing lost.
-//! 3. **Hostile input.** An index made to escape the mirror (with a canary outside it), `dl`
+//! 6. **Hostile input.** An index made to escape the mirror (with a canary outside it), `dl`
 //!    templates with odd schemes, and hostile server answers (gzip bomb, endless body, wrong
 //!    bytes, truncated, stalled and dripping bodies, a body longer than declared, redirect loops
 //!    and a redirect to `ftp:`) through the CLI and the library.
-//! 4. **Full disk.** `--dest` on a tmpfs half the size of the mirror (needs root: mounting fails
+//! 7. **Full disk.** `--dest` on a tmpfs half the size of the mirror (needs root: mounting fails
 //!    the soak, it is never skipped), then the filesystem grown and the sync run again.
-//! 5. **Fuzzing.** Every cargo-fuzz target for `--fuzz-seconds` (`cargo xtask fuzz`); any crash
+//! 8. **Fuzzing.** Every cargo-fuzz target for `--fuzz-seconds` (`cargo xtask fuzz`); any crash
 //!    input fails the soak.
 //!
-//! The figures are printed as a table and written into `docs/reliability.md` with the command
-//! and the date.
+//! A broken promise is reported at once, the soak goes on, and it fails at the end with the
+//! list. The figures are printed as a table and, after a soak of every phase with no broken
+//! promise, written into `docs/reliability.md` with the command and the date.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -37,7 +45,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mirror_fetch::{Download, FetchErrorKind, FetchOptions, Fetcher};
 use mirror_index::{Checksum, CrateName, DlTemplate, Version, index_prefix};
-use mirror_state::{State, StateOptions};
 use mirror_testkit::server::{
     Fault, RateFaults, RegistryOptions, RequestRecord, TestServer, gzip_zeros, max_concurrency,
     max_requests_in_window,
@@ -48,15 +55,39 @@ use sha2::{Digest as _, Sha256};
 
 use crate::bench_verify::Rng;
 
+mod corrupt;
+mod doc;
+mod flood;
+mod promises;
+mod windows;
+
+use promises::Damaged;
+
 /// Arguments of `cargo xtask soak`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// SIGKILLs of `mirror-cli sync` to land (runs that finish before their kill do not count).
-    #[arg(long, default_value_t = 40)]
-    sync_kills: u32,
-    /// SIGKILLs of `mirror-cli verify --repair` to land.
-    #[arg(long, default_value_t = 20)]
-    verify_kills: u32,
+    /// A short run, a few minutes on a 2-core machine: 6 sync kills, 4 verify kills, 4 window
+    /// kills of each kind, 6 corruption cases, 10 s of fuzzing per target. Counts given
+    /// explicitly win.
+    #[arg(long)]
+    short: bool,
+    /// SIGKILLs of `mirror-cli sync` to land (runs that finish before their kill do not count)
+    /// [default: 40].
+    #[arg(long)]
+    sync_kills: Option<u32>,
+    /// SIGKILLs of `mirror-cli verify --repair` at random moments to land [default: 20].
+    #[arg(long)]
+    verify_kills: Option<u32>,
+    /// SIGKILLs of each of `verify`, `verify --repair` and `sync --prune` to land inside the
+    /// window between their first irreversible step and their end [default: 12].
+    #[arg(long)]
+    window_kills: Option<u32>,
+    /// Damaged copies of a state to open (truncated or with bits flipped) [default: 12].
+    #[arg(long)]
+    corrupt_cases: Option<u32>,
+    /// Idle connections of the slow-client flood against `mirror-cli serve`.
+    #[arg(long, default_value_t = 1100)]
+    flood_connections: u32,
     /// `--rate` of every sync: low enough that a whole sync of the fixture takes seconds.
     #[arg(long, default_value_t = 60.0)]
     rate: f64,
@@ -67,9 +98,9 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Seconds of fuzzing per cargo-fuzz target in the fuzzing phase (`cargo xtask fuzz`;
-    /// installs cargo-fuzz when missing).
-    #[arg(long, default_value_t = 60)]
-    fuzz_seconds: u64,
+    /// installs cargo-fuzz when missing) [default: 60].
+    #[arg(long)]
+    fuzz_seconds: Option<u64>,
     /// Run only these phases (repeatable; default: all). The doc is rewritten only after all.
     #[arg(long, value_enum)]
     phase: Vec<Phase>,
@@ -81,10 +112,39 @@ pub(crate) struct Args {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Crashes,
+    Windows,
+    Corruption,
+    Flood,
     Faults,
     Hostile,
     FullDisk,
     Fuzz,
+}
+
+/// The run's length, from the arguments and `--short`.
+struct Limits {
+    sync_kills: u32,
+    verify_kills: u32,
+    window_kills: u32,
+    corrupt_cases: u32,
+    fuzz_seconds: u64,
+}
+
+impl Limits {
+    fn of(args: &Args) -> Limits {
+        let pick = |given: Option<u32>, short: u32, long: u32| {
+            given.unwrap_or(if args.short { short } else { long })
+        };
+        Limits {
+            sync_kills: pick(args.sync_kills, 6, 40),
+            verify_kills: pick(args.verify_kills, 4, 20),
+            window_kills: pick(args.window_kills, 4, 12),
+            corrupt_cases: pick(args.corrupt_cases, 6, 12),
+            fuzz_seconds: args
+                .fuzz_seconds
+                .unwrap_or(if args.short { 10 } else { 60 }),
+        }
+    }
 }
 
 /// Everything counted, for the table and the doc.
@@ -100,6 +160,24 @@ struct Figures {
     finished_before_kill: u32,
     /// Checks of the mirror (files hashed against the index, state records against the files).
     checks: u32,
+    /// Verified records and published lines checked by those checks, and those excused because
+    /// the soak damaged their file and no run had noticed yet.
+    promise_records: u64,
+    promise_lines: u64,
+    promise_excused: u64,
+    /// Every broken promise, with the step after which it was first found. Fails the soak.
+    violations: Vec<String>,
+    /// Broken promises as found, the same one again at later checks included.
+    violation_hits: u64,
+    violation_seen: std::collections::HashSet<String>,
+    /// Kills aimed at the window after the first irreversible step, by run.
+    windows: BTreeMap<windows::Target, windows::WindowFigures>,
+    /// Versions removed upstream for the prune rounds.
+    pruned_upstream: u32,
+    /// Damaged states: each case and what came of it.
+    corruption: Vec<corrupt::Case>,
+    /// Slow-client floods: each scenario and the time a normal request took during it.
+    floods: Vec<flood::Flood>,
     /// Files damaged on purpose for `verify` to find.
     damaged: u32,
     /// Times the state was deleted under a partial mirror, so the next sync adopts its files.
@@ -125,6 +203,8 @@ struct Figures {
     /// Versions missing or corrupt after a phase's final verify (must stay 0).
     lost: u64,
     took: Duration,
+    /// How long each phase took.
+    phase_times: Vec<(&'static str, Duration)>,
     /// The fuzzing phase's table (`cargo xtask fuzz`), when it ran.
     fuzz_table: Option<String>,
 }
@@ -164,6 +244,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         dest: work.path().join("mirror"),
         work: work.path().to_owned(),
         rng: Rng(args.seed),
+        limits: Limits::of(&args),
+        damaged: Damaged::default(),
+        state_lost: false,
+        context: "the start".to_owned(),
         args,
         figures: Figures::default(),
     };
@@ -180,31 +264,48 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     let all = soak.args.phase.is_empty();
     let wanted = |phase| all || soak.args.phase.contains(&phase);
-    let (crashes, faults, hostile, full_disk, fuzz) = (
+    let (crashes, windows, corruption, flood) = (
         wanted(Phase::Crashes),
+        wanted(Phase::Windows),
+        wanted(Phase::Corruption),
+        wanted(Phase::Flood),
+    );
+    let (faults, hostile, full_disk, fuzz) = (
         wanted(Phase::Faults),
         wanted(Phase::Hostile),
         wanted(Phase::FullDisk),
         wanted(Phase::Fuzz),
     );
-    if crashes {
-        soak.crashes()?;
-    }
-    if faults {
-        soak.faults()?;
-    }
-    if hostile {
-        soak.hostile()?;
-    }
-    if full_disk {
-        soak.full_disk()?;
+    type PhaseFn = fn(&mut Soak) -> anyhow::Result<()>;
+    let chosen: [(bool, &str, PhaseFn); 7] = [
+        (crashes, "crashes", Soak::crashes),
+        (windows, "windows", Soak::windows),
+        (corruption, "corruption", Soak::corruption),
+        (flood, "flood", Soak::flood),
+        (faults, "faults", Soak::faults),
+        (hostile, "hostile", Soak::hostile),
+        (full_disk, "full disk", Soak::full_disk),
+    ];
+    let phases = (|| -> anyhow::Result<()> {
+        for (wanted, name, phase) in chosen {
+            if wanted {
+                let started = Instant::now();
+                phase(&mut soak)?;
+                soak.figures.phase_times.push((name, started.elapsed()));
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = phases {
+        report_violations(&soak.figures.violations);
+        return Err(e);
     }
     if fuzz {
         eprintln!(
             "==> fuzzing: every cargo-fuzz target for {} s",
-            soak.args.fuzz_seconds
+            soak.limits.fuzz_seconds
         );
-        let (table, problems) = crate::fuzz::fuzz(None, soak.args.fuzz_seconds)?;
+        let (table, problems) = crate::fuzz::fuzz(None, soak.limits.fuzz_seconds)?;
         ensure!(
             problems.is_empty(),
             "fuzzing found problems:\n{}",
@@ -216,13 +317,36 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     soak.figures.took = started.elapsed();
     let table = soak.table();
     println!("{table}");
-    if !soak.args.no_docs && all {
+    let violations = &soak.figures.violations;
+    // The doc is rewritten after a full soak, or after every phase but fuzzing (whose last
+    // figures it keeps, saying so); broken promises are listed in it.
+    let docs = all || (crashes && windows && corruption && flood && faults && hostile && full_disk);
+    if !soak.args.no_docs && docs {
         let doc = root.join("docs/reliability.md");
-        std::fs::write(&doc, soak.doc(&table)?)
+        let old = std::fs::read_to_string(&doc).unwrap_or_default();
+        std::fs::write(&doc, doc::render(&soak, &table, &old))
             .with_context(|| format!("writing {}", doc.display()))?;
         eprintln!("==> wrote {}", doc.display());
     }
+    report_violations(violations);
+    ensure!(
+        violations.is_empty(),
+        "{} broken promises (listed above)",
+        violations.len()
+    );
     Ok(())
+}
+
+/// Prints every broken promise, loudly, at the end.
+fn report_violations(violations: &[String]) {
+    if violations.is_empty() {
+        eprintln!("==> no promise broken");
+        return;
+    }
+    eprintln!("!!! {} BROKEN PROMISES:", violations.len());
+    for v in violations {
+        eprintln!("!!!   {v}");
+    }
 }
 
 /// Builds `mirror-cli` (debug, as the tests use it) and returns its path.
@@ -311,6 +435,23 @@ fn last_stage(stderr: &str) -> String {
 }
 
 /// The JSON summary on the last line of a run's stdout.
+/// Whether a `verify --repair` left every file in place and verified: exit 0 (nothing was
+/// wrong), or exit 1 with every missing and corrupt file repaired and nothing else wrong (a
+/// repair that mended damage exits 1, so that cron hears of the damage).
+fn repair_mended(output: &Output, report: &Value) -> bool {
+    let listed = |field: &str| report[field].as_array().map_or(0, Vec::len) as u64;
+    match output.status.code() {
+        Some(0) => true,
+        Some(1) => {
+            report["repaired"].as_u64() == Some(listed("missing") + listed("corrupt"))
+                && listed("failures") == 0
+                && listed("unexpected") == 0
+                && report["interrupted"] == Value::Bool(false)
+        }
+        _ => false,
+    }
+}
+
 fn summary(output: &Output) -> anyhow::Result<Value> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
@@ -335,6 +476,13 @@ fn text(output: &Output) -> String {
 
 struct Soak {
     args: Args,
+    limits: Limits,
+    /// Files damaged on purpose, and which of them a run noticed.
+    damaged: Damaged,
+    /// The soak deleted the state in this crash cycle (its records are rebuilt by adoption).
+    state_lost: bool,
+    /// What ran last, for the violation messages.
+    context: String,
     cli: Cli,
     index: String,
     registry: RealRegistry,
@@ -358,6 +506,11 @@ impl Soak {
     }
 
     fn sync_command(&self, extra: &[&str]) -> Command {
+        self.sync_command_at(&self.index, extra)
+    }
+
+    /// A sync of the index `index`.
+    fn sync_command_at(&self, index: &str, extra: &[&str]) -> Command {
         let rate = self.args.rate.to_string();
         let jobs = self.args.jobs.to_string();
         let mut args = vec![
@@ -365,7 +518,7 @@ impl Soak {
             "--dest",
             self.dest.to_str().expect("a UTF-8 temp path"),
             "--index",
-            &self.index,
+            index,
             "--json",
             "--rate",
             &rate,
@@ -451,11 +604,13 @@ impl Soak {
     }
 
     /// The invariants after any run, killed or not: every file under `crates/` is a crate file
-    /// of the index with exactly its bytes (`damaged` excepted: those were changed on purpose),
-    /// and every verified record names a file in place with the recorded checksum. Returns the
-    /// files present and the verified records.
-    fn check(&mut self, damaged: &BTreeSet<PathBuf>) -> anyhow::Result<(u64, u64)> {
+    /// of the index with exactly its bytes (files the soak damaged excepted), and the two
+    /// promises ([`promises::check`]). A broken one is counted, reported at once and fails the
+    /// soak at its end; the run goes on so that one soak shows every break. Returns the files
+    /// present and the verified records.
+    fn check(&mut self) -> anyhow::Result<(u64, u64)> {
         self.figures.checks += 1;
+        let mut violations = Vec::new();
         let mut present = BTreeMap::new();
         let mut stack = vec![self.dest.join("crates")];
         while let Some(dir) = stack.pop() {
@@ -471,55 +626,54 @@ impl Soak {
                 }
                 let rel = path.strip_prefix(&self.dest)?.to_owned();
                 let Some(cksum) = self.expected.get(&rel) else {
-                    bail!(
+                    violations.push(format!(
                         "{} is under crates/ but is no crate file of the index (a temp or partial file?)",
                         rel.display()
-                    );
+                    ));
+                    continue;
                 };
                 let (_, actual) = mirror_store::hash_file(&path)
                     .with_context(|| format!("hashing {}", path.display()))?;
-                if actual != *cksum && !damaged.contains(&rel) {
-                    bail!(
+                if actual != *cksum && !self.damaged.files.contains(&rel) {
+                    violations.push(format!(
                         "{} is under its final name with the wrong bytes: {actual}, the index says {cksum}",
                         rel.display()
-                    );
+                    ));
                 }
                 present.insert(rel, actual);
             }
         }
-        let state_dir = self.dest.join(".mirror/state");
-        let mut verified = 0;
-        if state_dir.join("sled").exists() {
-            let options = StateOptions {
-                holder: "cargo xtask soak".into(),
-                ..StateOptions::default()
-            };
-            let state = State::open(&state_dir, options)
-                .with_context(|| format!("opening the state in {}", state_dir.display()))?;
-            for record in state.iter() {
-                let (name, vers, record) = record?;
-                if !record.is_verified() {
-                    continue;
-                }
-                verified += 1;
-                let rel = crate_path(&name, &vers);
-                if damaged.contains(&rel) {
-                    continue;
-                }
-                match present.get(&rel) {
-                    Some(actual) if *actual == record.cksum => {}
-                    Some(actual) => bail!(
-                        "the state says {name} {vers} is verified as {}, but its file hashes to {actual}",
-                        record.cksum
-                    ),
-                    None => bail!(
-                        "the state says {name} {vers} is verified, but {} is missing",
-                        rel.display()
-                    ),
-                }
-            }
+        let scratch = self.work.join("state-copy");
+        let verdict = promises::check(
+            &self.dest,
+            &scratch,
+            &present,
+            &mut self.damaged,
+            self.state_lost,
+        )?;
+        let f = &mut self.figures;
+        f.promise_records += verdict.records;
+        f.promise_lines += verdict.lines;
+        f.promise_excused += verdict.excused;
+        violations.extend(verdict.violations);
+        for v in violations {
+            self.violation(v);
         }
-        Ok((present.len() as u64, verified))
+        Ok((present.len() as u64, verdict.records))
+    }
+
+    /// Reports a broken promise at once and keeps it for the end. One still broken at later
+    /// checks is counted again but listed once, with the step after which it was first found.
+    fn violation(&mut self, what: String) {
+        // The soak's temp directory is no part of the finding (and no machine path goes into
+        // the doc).
+        let what = what.replace(&self.work.display().to_string(), "<soak dir>");
+        let f = &mut self.figures;
+        f.violation_hits += 1;
+        if f.violation_seen.insert(what.clone()) {
+            eprintln!("!!! PROMISE BROKEN (after {}): {what}", self.context);
+            f.violations.push(format!("after {}: {what}", self.context));
+        }
     }
 
     /// A clean sync and a clean verify: the mirror must be complete and verified.
@@ -532,15 +686,16 @@ impl Soak {
             out.status,
             text(&out)
         );
+        let synced = report;
         let out = self.run(self.verify_command(&[]))?;
         let report = summary(&out)?;
         let ok = count(&report, "ok")?;
         self.figures.lost += self.n().saturating_sub(ok);
         ensure!(
             out.status.code() == Some(0) && ok == self.n(),
-            "verify after a clean sync: {report}"
+            "verify after a clean sync: {report}\nthe sync said: {synced}"
         );
-        let (present, verified) = self.check(&BTreeSet::new())?;
+        let (present, verified) = self.check()?;
         ensure!(
             present == self.n() && verified == self.n(),
             "{present} files and {verified} records of {}",
@@ -574,23 +729,23 @@ impl Soak {
         );
         let sync_ms = (sync_started.elapsed().as_millis() as u64).max(500);
         // Damage as the kill rounds will, so the measured verify includes its repairs.
-        let mut damaged = BTreeSet::new();
-        self.damage(&mut damaged)?;
+        self.damage()?;
         let verify_started = Instant::now();
         let out = self.run(self.verify_command(&["--repair"]))?;
         ensure!(
-            out.status.success(),
+            repair_mended(&out, &summary(&out)?),
             "the first verify failed: {}",
             text(&out)
         );
         let verify_ms = (verify_started.elapsed().as_millis() as u64).max(200);
         self.figures.damaged = 0;
+        self.damaged = Damaged::default();
         eprintln!("    sync of everything {sync_ms} ms, verify {verify_ms} ms");
 
-        eprintln!("==> crashes: {} sync kills", self.args.sync_kills);
+        eprintln!("==> crashes: {} sync kills", self.limits.sync_kills);
         self.fresh_dest()?;
         let mut in_cycle = 0;
-        while self.figures.sync_kills < self.args.sync_kills {
+        while self.figures.sync_kills < self.limits.sync_kills {
             // Over the whole length of a first sync and a little beyond, so that kills also land
             // at its very end (publishing, the final state writes).
             let delay = Duration::from_millis((self.rng.unit() * 1.15 * sync_ms as f64) as u64);
@@ -605,6 +760,7 @@ impl Soak {
                 5 if in_cycle > 0 && self.dest.join("crates").exists() => {
                     std::fs::remove_dir_all(self.dest.join(".mirror/state"))?;
                     self.figures.states_lost += 1;
+                    self.state_lost = true;
                     (
                         Some("hashing files left in place"),
                         Duration::from_millis(self.rng.next_u64() % 400),
@@ -612,6 +768,7 @@ impl Soak {
                 }
                 _ => (None, delay),
             };
+            self.context = format!("sync kill {}", self.figures.sync_kills + 1);
             match self.run_killed_at(self.sync_command(&[]), stage, delay)? {
                 End::Killed { stage } => {
                     self.figures.sync_kills += 1;
@@ -628,12 +785,13 @@ impl Soak {
                     in_cycle = 8;
                 }
             }
-            self.check(&BTreeSet::new())?;
+            self.check()?;
             if in_cycle >= 8 {
                 // The cycle's end: the mirror converges, and the next cycle starts from nothing.
                 self.converge()?;
                 self.figures.cycles += 1;
                 self.fresh_dest()?;
+                self.state_lost = false;
                 in_cycle = 0;
             }
         }
@@ -642,11 +800,11 @@ impl Soak {
 
         eprintln!(
             "==> crashes: {} verify --repair kills",
-            self.args.verify_kills
+            self.limits.verify_kills
         );
-        let mut damaged = BTreeSet::new();
-        while self.figures.verify_kills < self.args.verify_kills {
-            self.damage(&mut damaged)?;
+        while self.figures.verify_kills < self.limits.verify_kills {
+            self.damage()?;
+            self.context = format!("verify --repair kill {}", self.figures.verify_kills + 1);
             let delay = Duration::from_millis((self.rng.unit() * 1.3 * verify_ms as f64) as u64);
             match self.run_killed(self.verify_command(&["--repair"]), delay)? {
                 End::Killed { stage } => {
@@ -655,18 +813,13 @@ impl Soak {
                 }
                 End::Exited { .. } => self.figures.finished_before_kill += 1,
             }
-            self.check(&damaged)?;
-            // A damaged file is done with once it is back with the right bytes.
-            damaged.retain(|rel| {
-                let right = self.expected.get(rel);
-                mirror_store::hash_file(&self.dest.join(rel))
-                    .map_or(true, |(_, sum)| Some(&sum) != right)
-            });
+            self.check()?;
+            self.forget_mended();
         }
         let out = self.run(self.verify_command(&["--repair"]))?;
         let report = summary(&out)?;
         ensure!(
-            out.status.success(),
+            repair_mended(&out, &report),
             "verify --repair did not mend the damage: {report}"
         );
         self.converge()?;
@@ -674,11 +827,43 @@ impl Soak {
         Ok(())
     }
 
-    /// Damages one to three crate files in place: a flipped byte, a cut, or a deletion.
-    fn damage(&mut self, damaged: &mut BTreeSet<PathBuf>) -> anyhow::Result<()> {
-        let files: Vec<PathBuf> = self.expected.keys().cloned().collect();
+    /// A damaged file is done with once it is back with the right bytes.
+    fn forget_mended(&mut self) {
+        let mended: Vec<PathBuf> = self
+            .damaged
+            .files
+            .iter()
+            .filter(|rel| {
+                let right = self.expected.get(*rel);
+                mirror_store::hash_file(&self.dest.join(rel))
+                    .is_ok_and(|(_, sum)| Some(&sum) == right)
+            })
+            .cloned()
+            .collect();
+        for rel in mended {
+            self.damaged.forget(&rel);
+        }
+    }
+
+    /// Damages one to three crate files in place: a flipped byte, a cut, or a deletion. Only
+    /// files the mirror offers and holds intact are picked, so that a line missing from the
+    /// published index later says a run noticed the damage ([`Damaged::known`]).
+    fn damage(&mut self) -> anyhow::Result<Vec<PathBuf>> {
+        let (lines, _) = promises::published(&self.dest)?;
+        let files: Vec<PathBuf> = lines
+            .iter()
+            .map(|l| crate_path(&l.name, &l.vers))
+            .filter(|rel| !self.damaged.files.contains(rel) && self.dest.join(rel).is_file())
+            .collect();
+        let mut picked = Vec::new();
+        if files.is_empty() {
+            return Ok(picked);
+        }
         for _ in 0..1 + self.rng.next_u64() % 3 {
             let rel = &files[(self.rng.next_u64() % files.len() as u64) as usize];
+            if self.damaged.files.contains(rel) {
+                continue;
+            }
             let path = self.dest.join(rel);
             let Ok(mut bytes) = std::fs::read(&path) else {
                 continue;
@@ -697,10 +882,11 @@ impl Soak {
                 }
                 _ => std::fs::remove_file(&path)?,
             }
-            damaged.insert(rel.clone());
+            self.damaged.files.insert(rel.clone());
+            picked.push(rel.clone());
             self.figures.damaged += 1;
         }
-        Ok(())
+        Ok(picked)
     }
 
     /// Stops the server and starts it again on the same port (the fixture's config names it).
@@ -832,7 +1018,7 @@ impl Soak {
             let out = self.run(self.sync_command(&["--attempts", "3"]))?;
             let report = summary(&out)?;
             self.note_failures(&report)?;
-            self.check(&BTreeSet::new())?;
+            self.check()?;
             let failed = count(&report, "failed")?;
             let expected = if failed == 0 { 0 } else { 1 };
             ensure!(
@@ -903,7 +1089,7 @@ impl Soak {
             count(&report, "downloaded")?,
             count(&report, "failed")?
         );
-        self.check(&BTreeSet::new())?;
+        self.check()?;
         self.converge()?;
         Ok(())
     }
@@ -992,7 +1178,7 @@ impl Soak {
             })
             .collect();
         ensure!(got == want, "failures {got:?}, expected {want:?}");
-        self.check(&BTreeSet::new())?;
+        self.check()?;
         for fault in &answers {
             *self
                 .figures
@@ -1331,7 +1517,7 @@ impl Soak {
         // The state cannot open on a full disk (sled writes when it opens), so the state side of
         // the check waits until there is room again.
         mount(&format!("remount,size={}", self.figures.bytes * 4))?;
-        let (present, verified) = self.check(&BTreeSet::new())?;
+        let (present, verified) = self.check()?;
         ensure!(present < self.n(), "everything fitted on {size} bytes");
         self.figures.full_disk = Some((present, size));
         eprintln!(
@@ -1385,6 +1571,82 @@ impl Soak {
             "crash cycles converged to a complete verified mirror",
             f.cycles.to_string(),
         );
+        for (target, w) in &f.windows {
+            let triggers: Vec<String> =
+                w.triggers.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            row(
+                &format!("SIGKILLs of `{}` inside its window", target.name()),
+                format!(
+                    "{} ({} within 2 ms of the first step; {}), each followed by a promise check ({} checks); window {} ms; {} runs ended in the window before the kill, {} showed no window",
+                    w.kills,
+                    w.at_once,
+                    triggers.join(", "),
+                    w.checks,
+                    w.window_ms,
+                    w.ended_first,
+                    w.no_window
+                ),
+            );
+        }
+        if f.pruned_upstream > 0 {
+            row(
+                "versions removed upstream for the prunes",
+                f.pruned_upstream.to_string(),
+            );
+        }
+        row(
+            "promise checks (after every kill and every run checked)",
+            format!(
+                "{}: {} verified records and {} published lines checked, {} excused (damaged by the soak, not yet noticed by a run)",
+                f.checks, f.promise_records, f.promise_lines, f.promise_excused
+            ),
+        );
+        row(
+            "broken promises (distinct; found by checks, counting repeats)",
+            format!("{} ({})", f.violations.len(), f.violation_hits),
+        );
+        if !f.corruption.is_empty() {
+            let mut outcomes: BTreeMap<&str, u32> = BTreeMap::new();
+            for case in &f.corruption {
+                *outcomes.entry(case.status).or_default() += 1;
+            }
+            let outcomes: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            row(
+                "damaged states (sled files truncated, bits flipped, zeroed)",
+                format!(
+                    "{}: status {}; recovered (state moved aside, sync) with the promises held, tombstones and base URL rebuilt: {}",
+                    f.corruption.len(),
+                    outcomes.join(", "),
+                    f.corruption.iter().filter(|c| c.recovered).count()
+                ),
+            );
+            for case in &f.corruption {
+                row(
+                    &format!("damaged state: {}", case.damage),
+                    format!(
+                        "status {}; recovery {}",
+                        case.status,
+                        if case.recovered {
+                            "converged"
+                        } else {
+                            "FAILED"
+                        }
+                    ),
+                );
+            }
+        }
+        for flood in &f.floods {
+            row(
+                &format!("flood: {}", flood.what),
+                format!(
+                    "{} held; a normal request answered in {} before, {} at once, {} after 12 s",
+                    flood.opened,
+                    flood::show(flood.before),
+                    flood::show(flood.at_once),
+                    flood::show(flood.held)
+                ),
+            );
+        }
         let faults: Vec<String> = f.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
         row(
             "faults injected",
@@ -1443,108 +1705,16 @@ impl Soak {
             },
         );
         row("versions lost", f.lost.to_string());
-        row("soak duration", format!("{:.0} s", f.took.as_secs_f64()));
+        let phases: Vec<String> = f
+            .phase_times
+            .iter()
+            .map(|(name, took)| format!("{name} {:.0} s", took.as_secs_f64()))
+            .collect();
+        row(
+            "soak duration",
+            format!("{:.0} s ({})", f.took.as_secs_f64(), phases.join(", ")),
+        );
         format!("| what | figure |\n|---|---|\n{t}")
-    }
-
-    fn doc(&self, table: &str) -> anyhow::Result<String> {
-        let date = Command::new("date")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        let a = &self.args;
-        Ok(format!(
-            "# Reliability
-
-How mirror-cli holds up against crashes, faults, hostile input and full disks (issue 8), and the
-figures of the last soak. The quick cases are tests (`cargo nextest run`); the long runs are
-`cargo xtask soak`, which is not part of CI.
-
-## The last soak
-
-Command: `cargo xtask soak --sync-kills {} --verify-kills {} --rate {} --jobs {} --seed {} --fuzz-seconds {}`
-
-Date: {date}. Machine: the shared 2-core development box; `mirror-cli` is the debug build.
-
-{table}
-Fuzzing (no crash, hang or out-of-memory input found; each target ran from the committed
-corpus in `fuzz/corpus/`, plus what earlier runs found):
-
-{fuzz}
-## What the soak does
-
-- **Crashes.** `mirror-cli sync` and `mirror-cli verify --repair` are SIGKILLed after a random
-  delay drawn over the length of a whole sync (measured first), so kills land in every stage:
-  the index update, downloads (each one a rename into `crates/` followed by a state write),
-  quarantines and repairs, publishing, the final state writes. Every third `sync` kill aims at a
-  stage too short for a random delay to hit often: a few milliseconds after `publishing the index`
-  (publishing, then the state writes that end a run), or during `hashing files left in place`
-  after the state was deleted under a partial mirror (adoption writes a record per file). After
-  every kill the soak hashes every file under `crates/` against the index checksum (a file under
-  its final name is never corrupt, and nothing else, such as a temp file, is ever there) and
-  checks every verified record of the state against the file it names (the state never claims a
-  file that fails verification). `verify` runs on a mirror damaged on purpose (bytes flipped, files cut or
-  deleted) so that it has quarantines, downloads and state writes to be killed in. Every cycle
-  ends with a plain sync and verify that must give the complete verified mirror.
-- **Faults.** The testkit server draws a fault for over 40% of crate requests: 500, 502, 503 and
-  429 with `Retry-After`, resets, truncated and stalled bodies, slow first bytes, wrong bytes,
-  404, 403 and gzip bombs. Failures are listed with their kind, exit 1, recorded in the state and
-  retried by the next run. Then the server is stopped in the middle of a sync and restarted on the
-  same port seconds later. The server's request log shows that requests in flight never passed
-  `--jobs` and requests begun in any window never passed the burst plus `--rate` times the window
-  (1 s, 250 ms and 100 ms windows). A clean run then completes with nothing lost.
-- **Hostile input.** An index whose lines try to leave the mirror (`../`, absolute paths,
-  backslashes, drive letters, NUL, a Cyrillic look-alike, a 65-character name, an 8 MB line,
-  invalid UTF-8, a duplicate version with another checksum, a line for another crate's file) next
-  to good crates, with a canary beside `--dest`: every bad line is reported, the good crates
-  mirror, nothing outside `--dest` changes. `dl` templates with `file:`, `ftp:` and `javascript:`
-  schemes are refused with exit 2 before any work. Hostile server answers: a gzip bomb of 1 GiB
-  with `Content-Encoding: gzip` (hashed as served, never expanded: a checksum mismatch), wrong
-  bytes and a truncated body through the CLI; an endless body (cut at the size limit), the bomb,
-  a stall past the stall timeout and a slow first byte through the library.
-- **Full disk.** `--dest` on a tmpfs half the size of the mirror: the sync stops with the
-  `No space left on device` error and a `storage` failure in its report, exit 1, no temp file
-  left and nothing partial under `crates/`; once the filesystem is grown, the same command
-  completes the mirror (files whose records did not reach the disk are adopted by hashing).
-
-## Where the quick cases are tested
-
-- Crashes: `crates/mirror-cli/tests/it/sync.rs` (`a_sync_killed_at_random_moments_always_converges`,
-  `ctrl_c_stops_cleanly_and_the_next_run_resumes`).
-- Two processes on one mirror: `a_second_sync_process_is_refused_while_the_first_runs` (two real
-  `sync` processes; the second exits 2 naming the first's pid) and
-  `a_second_process_on_the_same_mirror_is_refused_with_exit_2`.
-- Full disk: `a_full_disk_stops_cleanly_and_a_rerun_after_space_is_freed_completes` and
-  `a_repair_on_a_full_disk_stops_cleanly_and_the_mirror_completes_once_there_is_room` (a tmpfs;
-  they need root, and fail rather than skip without it).
-- Fetch faults and hostile servers: `crates/mirror-fetch/tests/it/` (`faults.rs`, `hostile.rs`
-  for endless bodies, bodies longer than declared and gzip bombs, `verify.rs` for slow drips and
-  size limits, `redirects.rs` for redirect loops and odd schemes).
-- Hostile index: `crates/mirror-cli/tests/it/hostile.rs`.
-- Fuzzing: the soak's last phase, or `cargo xtask fuzz` alone (targets in `fuzz/`: index lines
-  and files, `config.json`, `dl` templates, state records; corpus in `fuzz/corpus/`). Two crashes
-  were found and fixed, each with a regression test (`mirror-index` `props.rs`, a `dl` template
-  without a host; `mirror-state` `corrupt.rs`, over-long texts in a state record).
-
-## Known limits
-
-- On a full disk the state database (sled) cannot write, or even open: records of downloads
-  made just before the disk filled may not reach the disk, and `status` and `verify` fail with
-  the disk-full error until there is room. Nothing is lost: the files are in place and the next
-  sync hashes and adopts them; until then `verify` lists them as unexpected files.
-- The CLI's size limit is fixed at 1 GiB, so an endless body costs up to 1 GiB of download and
-  temp file before it is cut; the soak checks endless bodies through the library with a small
-  limit.
-",
-            a.sync_kills,
-            a.verify_kills,
-            a.rate,
-            a.jobs,
-            a.seed,
-            a.fuzz_seconds,
-            fuzz = self.figures.fuzz_table.as_deref().unwrap_or("(not run)\n"),
-        ))
     }
 }
 

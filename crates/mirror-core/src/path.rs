@@ -8,7 +8,7 @@ use crate::CrateName;
 /// This is what the `{prefix}` marker of a `dl` template expands to; lowercase it for `{lowerprefix}`.
 ///
 /// ```
-/// use mirror_index::{index_prefix, CrateName};
+/// use mirror_core::{index_prefix, CrateName};
 /// let p = |n: &str| index_prefix(&n.parse::<CrateName>().unwrap());
 /// assert_eq!(p("a"), "1");
 /// assert_eq!(p("ab"), "2");
@@ -31,7 +31,7 @@ fn prefix_of(name: &str) -> String {
 /// The path of a crate's index file relative to the index root, all lowercase.
 ///
 /// ```
-/// use mirror_index::{index_path, CrateName};
+/// use mirror_core::{index_path, CrateName};
 /// assert_eq!(index_path(&"Serde_JSON".parse::<CrateName>().unwrap()), "se/rd/serde_json");
 /// ```
 pub fn index_path(name: &CrateName) -> String {
@@ -44,7 +44,7 @@ pub fn index_path(name: &CrateName) -> String {
 
 /// If `path` (relative, `/`-separated) is where an index file belongs, the lowercase crate name it
 /// holds. Used to tell index files from anything else a checkout may hold.
-pub(crate) fn name_of_index_path(path: &str) -> Option<&str> {
+pub fn name_of_index_path(path: &str) -> Option<&str> {
     let (dir, file) = path.rsplit_once('/')?;
     crate::name::check_name(file).ok()?;
     let lower = file.to_ascii_lowercase();

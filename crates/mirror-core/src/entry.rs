@@ -13,7 +13,7 @@ use crate::{Checksum, CrateName, Version};
 /// are skipped without being built. Call [`IndexEntry::record`] for the full schema.
 ///
 /// ```
-/// use mirror_index::IndexEntry;
+/// use mirror_core::IndexEntry;
 /// let line = br#"{"name":"a","vers":"0.1.0","deps":[],"cksum":"0000000000000000000000000000000000000000000000000000000000000000","features":{},"yanked":false,"future":1}"#;
 /// let entry = IndexEntry::parse(line).unwrap();
 /// assert_eq!(entry.name().as_str(), "a");

@@ -1,10 +1,13 @@
-//! The sparse index client (`mirror_index::SparseIndex`) against the test server, over a small
+//! The sparse index client (`mirror_fetch::SparseIndex`) against the test server, over a small
 //! sparse tree each test writes itself.
+#![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use mirror_index::{CrateName, Error, SparseFile, SparseIndex, SparseOptions};
+use mirror_fetch::{SparseFile, SparseIndex, SparseOptions};
+use mirror_index::{CrateName, Error};
 use mirror_testkit::server::{Fault, TestServer};
 
 const USER_AGENT: &str = "mirror-testkit-tests/0 (test@example.invalid)";
@@ -72,11 +75,20 @@ impl Tree {
     }
 }
 
+/// Default options with `USER_AGENT`, and backoffs short enough for tests that exhaust their
+/// attempts.
+fn options() -> SparseOptions {
+    let mut options = SparseOptions::new(USER_AGENT);
+    options.fetch.backoff_initial = Duration::from_millis(10);
+    options.fetch.backoff_max = Duration::from_millis(50);
+    options
+}
+
 /// A server over a fresh tree, and a client for it caching in `cache` if given.
 async fn setup(cache: Option<&Path>) -> (Tree, TestServer, SparseIndex) {
     let tree = Tree::new();
     let server = TestServer::start(tree.root()).await;
-    let mut options = SparseOptions::new(USER_AGENT);
+    let mut options = options();
     options.cache_dir = cache.map(Path::to_path_buf);
     let index = SparseIndex::new(&server.index_url(), options).unwrap();
     (tree, server, index)
@@ -327,7 +339,7 @@ async fn an_unreachable_server_is_an_http_error() {
         .local_addr()
         .unwrap();
     let url = format!("http://{addr}/index/");
-    let index = SparseIndex::new(&url, SparseOptions::new(USER_AGENT)).unwrap();
+    let index = SparseIndex::new(&url, options()).unwrap();
     let error = index.fetch(&name("a")).await.unwrap_err();
     assert!(
         matches!(&error, Error::Http { url: u, .. } if u == &format!("{url}1/a")),
@@ -435,4 +447,80 @@ async fn the_server_honours_if_modified_since() {
     assert_eq!(status, 200);
     let statuses: Vec<_> = server.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [304, 200, 200]);
+}
+
+/// Index requests are retried like downloads: a `503` with `Retry-After: 1` is asked again no
+/// sooner than a second later, and two `500`s in a row are retried after a backoff; both files
+/// then arrive. (The sparse client used to make one attempt and fail.)
+#[tokio::test]
+async fn failed_requests_are_retried_after_backoff_and_retry_after() {
+    let (tree, server, index) = setup(None).await;
+    server.inject_times(
+        "/index/1/a",
+        Fault::ServiceUnavailable {
+            retry_after: Some(1),
+        },
+        1,
+    );
+    server.inject_times("/index/2/ab", Fault::Status(500), 2);
+
+    let a = index.fetch(&name("a")).await.unwrap().into_file().unwrap();
+    assert_eq!(raw_lines(&a), tree.read("1/a"));
+    let ab = index.fetch(&name("ab")).await.unwrap().into_file().unwrap();
+    assert_eq!(ab.entries.len(), 2);
+
+    let requests = server.requests();
+    let seen: Vec<_> = requests
+        .iter()
+        .map(|r| (r.path.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("/index/1/a", 503),
+            ("/index/1/a", 200),
+            ("/index/2/ab", 500),
+            ("/index/2/ab", 500),
+            ("/index/2/ab", 200)
+        ]
+    );
+    let waited = requests[1].started.duration_since(requests[0].started);
+    assert!(waited >= Duration::from_millis(990), "{waited:?}");
+    for request in &requests {
+        assert_eq!(
+            request.header("user-agent"),
+            Some(USER_AGENT),
+            "{request:?}"
+        );
+    }
+}
+
+/// A `429` from the index pauses every request of the source for its `Retry-After`, as it does
+/// for downloads: a fetch of another crate asked for 100 ms later starts only after the pause.
+#[tokio::test]
+async fn too_many_requests_pauses_the_source() {
+    let (_tree, server, index) = setup(None).await;
+    server.inject_times(
+        "/index/1/a",
+        Fault::TooManyRequests {
+            retry_after: Some(1),
+        },
+        1,
+    );
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        index.fetch(&name("ab")).await
+    };
+    let a = name("a");
+    let (a, ab) = tokio::join!(index.fetch(&a), other);
+    assert!(a.unwrap().file().is_some() && ab.unwrap().file().is_some());
+    let requests = server.requests();
+    let seen: Vec<_> = requests
+        .iter()
+        .map(|r| (r.path.as_str(), r.status))
+        .collect();
+    assert_eq!(seen[0], ("/index/1/a", 429));
+    let ab = requests.iter().find(|r| r.path == "/index/2/ab").unwrap();
+    let waited = ab.started.duration_since(requests[0].started);
+    assert!(waited >= Duration::from_millis(990), "{waited:?}");
 }

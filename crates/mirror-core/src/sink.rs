@@ -3,8 +3,6 @@
 use std::future::Future;
 use std::io;
 
-use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
-
 /// Where a download's body is written.
 ///
 /// A download may take several attempts; before each one (the first included) the fetcher calls
@@ -12,12 +10,13 @@ use tokio::io::{AsyncSeekExt as _, AsyncWriteExt as _};
 /// download is verified the sink holds exactly the verified bytes; after a failure it holds
 /// something that must be thrown away.
 ///
-/// Implemented for `Vec<u8>` (reset clears it) and for `tokio::fs::File` (reset rewinds and
-/// truncates it, finish flushes it; syncing to disk is left to the caller).
+/// Implemented for `Vec<u8>` (reset clears it) and, with the `tokio` feature, for
+/// `tokio::fs::File` (reset rewinds and truncates it, finish flushes it; syncing to disk is left
+/// to the caller).
 ///
 /// ```
 /// use std::io;
-/// use mirror_fetch::Sink;
+/// use mirror_core::Sink;
 ///
 /// /// Counts bytes and keeps none.
 /// #[derive(Default)]
@@ -60,18 +59,20 @@ impl Sink for Vec<u8> {
     }
 }
 
+// Behind the `tokio` feature: the core itself carries no async runtime.
+#[cfg(feature = "tokio")]
 impl Sink for tokio::fs::File {
     async fn reset(&mut self) -> io::Result<()> {
-        self.rewind().await?;
+        tokio::io::AsyncSeekExt::rewind(self).await?;
         self.set_len(0).await
     }
 
     async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.write_all(chunk).await
+        tokio::io::AsyncWriteExt::write_all(self, chunk).await
     }
 
     async fn finish(&mut self) -> io::Result<()> {
-        self.flush().await
+        tokio::io::AsyncWriteExt::flush(self).await
     }
 }
 

@@ -15,7 +15,7 @@ pub const MAX_VERSION_LEN: usize = 128;
 /// `..`, NUL or control characters.
 ///
 /// ```
-/// use mirror_index::Version;
+/// use mirror_core::Version;
 /// let v: Version = "1.0.0+build.5".parse().unwrap();
 /// assert_eq!(v.as_str(), "1.0.0+build.5");
 /// assert_eq!(v.url_encoded(), "1.0.0%2Bbuild.5");

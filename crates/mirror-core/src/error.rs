@@ -37,6 +37,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A URL that cannot be a mirror's base URL (see [`crate::BaseUrl`]).
+    #[error("invalid base url {url:?}: {reason}")]
+    InvalidBaseUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A `config.json` that cannot be parsed.
     #[error("invalid config.json at {origin}: {reason}")]
     Config {
@@ -85,11 +93,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    /// An [`Error::Io`] naming what was being done and the path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),

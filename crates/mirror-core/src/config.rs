@@ -37,7 +37,7 @@ impl IndexConfig {
 /// and `{sha256-checksum}`. With none of them, the URL is `{dl}/{crate}/{version}/download`.
 ///
 /// ```
-/// use mirror_index::{DlTemplate, CrateName, Version, Checksum};
+/// use mirror_core::{DlTemplate, CrateName, Version, Checksum};
 /// let name: CrateName = "Foo".parse().unwrap();
 /// let vers: Version = "1.0.0+x".parse().unwrap();
 /// let sum = Checksum::from_bytes([0; 32]);
