@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mirror_core::{Checksum, CrateName, Version};
 
@@ -277,11 +277,7 @@ impl State {
     ) -> Result<State, Error> {
         // Errors name the database in the state directory, also when a copy is read.
         let named = dir.join(DB_DIR);
-        let db = sled::Config::new()
-            .path(db_path)
-            .cache_capacity(options.cache_bytes)
-            .open()
-            .map_err(|e| Error::db(&named, e))?;
+        let db = open_engine(db_path, options.cache_bytes).map_err(|e| Error::db(&named, e))?;
         schema::migrate(&db, &named)?;
         let tree = |name| db.open_tree(name).map_err(|e| Error::db(&named, e));
         let (records, tombstones, meta) = (
@@ -920,6 +916,37 @@ fn check_integrity(
     }
     let current = generation.unwrap_or(0);
     Ok((totals, current, current.max(record.generation) + 1))
+}
+
+/// How long an open waits for the engine's own file lock (see [`open_engine`]).
+const ENGINE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the engine's database at `path`, waiting for its file lock when this process's
+/// previous instance still holds it.
+///
+/// The engine takes its own lock on its log file, and releases it only when its background
+/// writer threads let go of the file, a moment after the last handle is dropped. So a process
+/// that drops a `State` and opens it again at once (tests; a library user running a sync, then
+/// a verify) was refused now and then with "could not acquire lock". Our own lock is held by
+/// now, so no other `State` can hold the engine's: whoever does is this process's previous
+/// instance finishing (or a program that ignores our lock), and waiting a bounded time is right.
+fn open_engine(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
+    let started = Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < ENGINE_LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Copies the database directory `from` (files and subdirectories) to `to`.
