@@ -284,6 +284,10 @@ pub struct VerifyReport {
     pub not_attempted: u64,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
+    /// Whether the mirror was read-only to this run: every file was checked and what was found
+    /// is reported, but nothing could be recorded (the next sync does not know of it) and
+    /// nothing was taken out of the published index.
+    pub read_only: bool,
     /// Wall-clock duration of the run in milliseconds.
     pub duration_ms: u64,
 }
