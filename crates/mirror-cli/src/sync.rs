@@ -475,6 +475,8 @@ fn verify_summary(report: &VerifyReport, repair: bool) -> String {
         host_stopped_message(stop, report.not_attempted)
     } else if report.is_clean() {
         "ok: every recorded file is present and matches its checksum".to_owned()
+    } else if report.read_only {
+        "problems found, and nothing could be recorded: the mirror is read-only, so its state still records them verified and its published index still offers them; run `mirror-cli verify` where the mirror is writable to act on them".to_owned()
     } else if broken > 0 && report.is_mended() && report.unexpected.is_empty() {
         format!(
             "repaired: every file is present and matches its checksum again, but {broken} were missing or corrupt (exit code 1: the damage happened)"

@@ -67,6 +67,31 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The database does not hold what its integrity record, written when the last run that
+    /// changed it ended, says it held (the engine dropped data while recovering from a damaged
+    /// file, which it does without an error), or the engine itself found its files corrupt.
+    /// The state cannot be trusted; the message names the recovery.
+    #[error(
+        "state {path} is damaged: {problems}. It cannot be trusted: move it aside and sync again (the sync hashes the \
+         files in place, records them again and rebuilds the removals and the base URL from \
+         the published index; give --index again if the mirror has no other record of its \
+         source): mv {path} {path}.damaged",
+        path = path.display()
+    )]
+    Damaged {
+        /// The state directory.
+        path: PathBuf,
+        /// What does not match the integrity record, or what the engine found.
+        problems: String,
+    },
+    /// A write was asked of a state opened with [`crate::State::open_read_only`].
+    #[error("state {path} is open read-only: {action} needs write access to it", path = path.display())]
+    ReadOnly {
+        /// The state directory.
+        path: PathBuf,
+        /// What was asked.
+        action: &'static str,
+    },
     /// [`crate::State::set_meta`] or [`crate::State::remove_meta`] was asked to touch a key
     /// the state manages itself.
     #[error("meta key {key:?} is reserved by the state database")]
@@ -77,7 +102,31 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is a failure to write where the process has no write access (a read-only
+    /// file system, or files of another user): [`crate::State::open_read_only`] may still
+    /// read the state.
+    pub fn is_not_writable(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                )
+        )
+    }
+
     pub(crate) fn db(path: &std::path::Path, source: sled::Error) -> Error {
+        // The engine's own checks found a damaged file it could not recover from: the same
+        // recovery as for damage the integrity record finds.
+        if let sled::Error::Corruption { .. } = source
+            && let Some(dir) = path.parent()
+        {
+            return Error::Damaged {
+                path: dir.to_path_buf(),
+                problems: "the database engine found corrupt data in its files".to_owned(),
+            };
+        }
         Error::Database {
             path: path.to_path_buf(),
             source: Box::new(source),

@@ -4,7 +4,9 @@
 //!
 //! Backed by sled, but no sled type is part of this API, so the engine can be swapped. A
 //! [`State`] lives in one directory (a mirror uses `<dest>/.mirror/state`): `LOCK`, the advisory
-//! lock naming its holder, and `sled/`, the database. The schema is versioned and migrated on
+//! lock naming its holder, `sled/`, the database, and `INTEGRITY`, what the database held when
+//! the last run that changed it ended, checked on open so that data the engine dropped while
+//! recovering from a damaged file is refused, not trusted ([`Error::Damaged`]). The schema is versioned and migrated on
 //! open (see [`SCHEMA_VERSION`]).
 //!
 //! The state never says a version is verified unless its caller verified it; see the contract on
@@ -35,6 +37,7 @@
 //! ```
 
 mod error;
+mod integrity;
 mod lock;
 mod record;
 mod schema;

@@ -62,3 +62,26 @@ fn read_holder(file: &mut File) -> String {
         text.chars().filter(|c| !c.is_control()).collect()
     }
 }
+
+/// Takes a shared advisory lock on `path`, opened for reading only (for a state this process
+/// cannot write): it conflicts with a run holding the exclusive lock, so the state does not
+/// change while it is read. Nothing is written to the file.
+pub(crate) fn acquire_shared(path: &Path) -> Result<File, Error> {
+    let mut file = File::open(path).map_err(|source| Error::Io {
+        action: "opening lock file",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match file.try_lock_shared() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+            holder: read_holder(&mut file),
+        }),
+        Err(TryLockError::Error(source)) => Err(Error::Io {
+            action: "locking",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}

@@ -19,6 +19,20 @@ pub fn dl_template(base: &BaseUrl) -> String {
     format!("{base}/crates/{{lowerprefix}}/{{crate}}/{{crate}}-{{version}}.crate")
 }
 
+/// The base URL whose [`dl_template`] is `dl`, if `dl` is one: the inverse, for reading back a
+/// `config.json` this mirror wrote.
+///
+/// ```
+/// let base = mirror_store::BaseUrl::parse("https://mirror.example/cargo").unwrap();
+/// assert_eq!(mirror_store::base_url_of_dl(&mirror_store::dl_template(&base)), Some(base));
+/// assert_eq!(mirror_store::base_url_of_dl("https://cdn.example/{crate}"), None);
+/// ```
+pub fn base_url_of_dl(dl: &str) -> Option<BaseUrl> {
+    let (base, _) = dl.split_once("/crates/{lowerprefix}/")?;
+    let base = BaseUrl::parse(base).ok()?;
+    (dl_template(&base) == dl).then_some(base)
+}
+
 /// The `config.json` a mirror publishes for clients reaching it at `base`: only `dl` (the mirror
 /// has no web API), pretty-printed with a final newline.
 pub fn config_json(base: &BaseUrl) -> Vec<u8> {

@@ -55,7 +55,7 @@ mod walk;
 pub use base_url::BaseUrl;
 pub use error::Error;
 pub use hash::{hash_file, verify_file};
-pub use layout::{config_json, dl_template, parse_crate_path};
+pub use layout::{base_url_of_dl, config_json, dl_template, parse_crate_path};
 pub use pending::PendingCrate;
 pub use store::Store;
 pub use walk::{Walk, WalkEntry};

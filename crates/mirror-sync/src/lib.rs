@@ -47,6 +47,7 @@ mod error;
 mod plan;
 mod progress;
 mod publish;
+mod recover;
 mod report;
 mod source;
 mod status;

@@ -21,7 +21,7 @@ use crate::source::crate_of_index_path;
 use crate::{Error, FetchSettings, Source, meta};
 
 /// The state's meta key holding the base URL of the last publish that was given one.
-const BASE_URL_META: &str = "publish_base_url";
+pub(crate) const BASE_URL_META: &str = "publish_base_url";
 
 /// The base URL used until one is given: where `mirror-cli serve` listens by default. Right for
 /// `mirror-cli serve` on its default address, and harmless for it on any other (the server
@@ -365,6 +365,13 @@ fn base_url(state: &State, given: Option<&str>) -> Result<BaseUrl, Error> {
         .get_meta(BASE_URL_META)?
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
     Ok(BaseUrl::parse(&remembered)?)
+}
+
+/// The base URL a `config.json` this mirror wrote points below, if it is one: the inverse of
+/// [`mirror_store::config_json`], for rebuilding a lost state.
+pub(crate) fn base_url_of_config(bytes: &[u8]) -> Option<String> {
+    let config: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    mirror_store::base_url_of_dl(config.get("dl")?.as_str()?).map(|url| url.to_string())
 }
 
 /// The names of every crate the state has a record of, for a source that cannot enumerate.

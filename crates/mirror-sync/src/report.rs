@@ -212,7 +212,8 @@ pub struct SyncReport {
     pub checksum_changed: u64,
     /// The versions behind `checksum_changed`, with old and new checksums.
     pub checksum_changes: Vec<ChecksumChange>,
-    /// Files that were in place without a record (an interrupted run) and matched their checksum.
+    /// Files that were in place without a record (an interrupted run, or a state moved aside
+    /// and rebuilt: then matched against the mirror's published line) and matched their checksum.
     pub adopted: u64,
     /// Index lines skipped because they could not be parsed (each is logged as a warning).
     pub index_errors: u64,
@@ -283,6 +284,10 @@ pub struct VerifyReport {
     pub not_attempted: u64,
     /// Whether the run was interrupted (Ctrl-C).
     pub interrupted: bool,
+    /// Whether the mirror was read-only to this run: every file was checked and what was found
+    /// is reported, but nothing could be recorded (the next sync does not know of it) and
+    /// nothing was taken out of the published index.
+    pub read_only: bool,
     /// Wall-clock duration of the run in milliseconds.
     pub duration_ms: u64,
 }

@@ -53,7 +53,8 @@ pub struct StatusReport {
 }
 
 /// Reads what the mirror at `dest` holds. Takes the state's lock for a moment, so it fails with
-/// [`Error::is_locked`] while a sync or verify runs.
+/// [`Error::is_locked`] while a sync or verify runs. Works on a mirror this process cannot
+/// write (a read-only mount): the state is then read from a temporary copy.
 pub fn status(dest: &Path, holder: Option<&str>) -> Result<StatusReport, Error> {
     if !dest.join(".mirror").is_dir() {
         return Err(Error::Config(format!(
@@ -62,13 +63,19 @@ pub fn status(dest: &Path, holder: Option<&str>) -> Result<StatusReport, Error> 
         )));
     }
     let store = mirror_store::Store::open(dest)?;
-    let state = State::open(
-        &store.state_dir(),
-        StateOptions {
-            holder: holder.unwrap_or("mirror-sync status").to_owned(),
-            ..StateOptions::default()
-        },
-    )?;
+    let options = StateOptions {
+        holder: holder.unwrap_or("mirror-sync status").to_owned(),
+        ..StateOptions::default()
+    };
+    // Status only reads: a mirror this process cannot write (a read-only mount, another user's
+    // files) is read from a private copy of its state.
+    let state = match State::open(&store.state_dir(), options.clone()) {
+        Err(e) if e.is_not_writable() => {
+            tracing::info!("{e}: reading a copy of the state instead");
+            State::open_read_only(&store.state_dir(), options)?
+        }
+        other => other?,
+    };
     let mut report = StatusReport {
         dest: dest.display().to_string(),
         index_source: state.get_meta(meta::INDEX_SOURCE)?,

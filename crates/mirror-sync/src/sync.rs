@@ -129,6 +129,11 @@ pub fn sync(
         report.index_commit = Some(tip.commit.to_string());
     }
 
+    // A published mirror with an empty state: the state was lost or moved aside (damaged).
+    if !options.dry_run && crate::recover::needed(&store, &state) {
+        let rebuilt = crate::recover::rebuild(&store, &state, options.threads, progress)?;
+        report.adopted += rebuilt.records;
+    }
     let (mode, since) = choose_mode(&source, &state, options)?;
     report.mode = mode.as_str().to_owned();
     tracing::info!(mode = mode.as_str(), since = ?since, "planning");

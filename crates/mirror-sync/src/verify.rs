@@ -83,17 +83,41 @@ pub fn verify(
         )));
     }
     let store = Arc::new(Store::open(dest)?);
-    let state = Arc::new(State::open(
-        &store.state_dir(),
-        StateOptions {
-            holder: options
-                .holder
-                .clone()
-                .unwrap_or_else(|| "mirror-sync verify".to_owned()),
-            ..StateOptions::default()
-        },
-    )?);
-    store.clean_temp()?;
+    let state_options = StateOptions {
+        holder: options
+            .holder
+            .clone()
+            .unwrap_or_else(|| "mirror-sync verify".to_owned()),
+        ..StateOptions::default()
+    };
+    // A mirror this process cannot write (a read-only mount, another user's files) is checked
+    // all the same, from a private copy of its state; what is found is reported, not recorded.
+    let (state, read_only) = match State::open(&store.state_dir(), state_options.clone()) {
+        // A repair downloads into the mirror, records what it finds and takes broken versions
+        // out of the published index: none of it can be done here, so it is refused before
+        // anything is checked.
+        Err(e) if e.is_not_writable() && options.repair => {
+            return Err(Error::Config(format!(
+                "verify --repair needs write access to the mirror at {} ({e}): it downloads into \
+                 it, records what it finds and takes broken versions out of the published index; \
+                 run it where the mirror is writable (verify without --repair checks a read-only \
+                 mirror)",
+                dest.display()
+            )));
+        }
+        Err(e) if e.is_not_writable() => {
+            tracing::info!("{e}: checking from a copy of the state, recording nothing");
+            (
+                Arc::new(State::open_read_only(&store.state_dir(), state_options)?),
+                true,
+            )
+        }
+        other => (Arc::new(other?), false),
+    };
+    report.read_only = read_only;
+    if !read_only {
+        store.clean_temp()?;
+    }
     let irreversible = Irreversible::new(&store, &state);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.threads)
@@ -183,7 +207,7 @@ pub fn verify(
                     report.ok += 1;
                     report.bytes += len;
                     progress.bytes(len);
-                    if !check.verified {
+                    if !check.verified && !read_only {
                         // Put back by hand since an earlier verify: verified again, and to be
                         // published again (marked first, in case this run is killed).
                         if republish.is_empty() {
@@ -210,7 +234,7 @@ pub fn verify(
             marks.mark_failed(&check.name, &check.vers, check.cksum, kind, &message);
             found.push((check, kind));
         }
-        if !found.is_empty() {
+        if !found.is_empty() && !read_only {
             // In this order, so that a verify killed at any point leaves nothing that lies: the
             // next sync compares everything (an incremental one reads only the index files
             // that changed upstream, and would never look at these versions again) and the
@@ -317,7 +341,9 @@ pub fn verify(
         republish_crates(&store, &state, options, republish, pending_at_start)?;
     }
     report.interrupted |= interrupt.is_triggered();
-    match (state.flush(), stopped) {
+    // A read-only state has nothing of its own to save (its copy is thrown away).
+    let flushed = if read_only { Ok(()) } else { state.flush() };
+    match (flushed, stopped) {
         (Ok(()), _) => {}
         // After a local failure the state may be unable to write; the report still says what
         // was found and repaired, and records that did not reach the disk are of files in

@@ -16,13 +16,14 @@ use crate::{stderr, stdout};
 /// A crate's versions as (vers, bytes, yanked), in publish order.
 type Versions = Vec<(String, Vec<u8>, bool)>;
 
-/// A registry whose index is a git repository we commit to, and whose crate files we write.
+/// A registry whose index is a git repository we commit to, and whose crate files we write
+/// (also used by the `damage` tests).
 pub(crate) struct Registry {
     pub(crate) tmp: tempfile::TempDir,
     server: TestServer,
     _rt: tokio::runtime::Runtime,
     /// name → versions as (vers, bytes, yanked), in publish order.
-    crates: Vec<(String, Versions)>,
+    pub(crate) crates: Vec<(String, Versions)>,
 }
 
 impl Registry {

@@ -3,11 +3,13 @@
 
 mod args;
 mod crash;
+mod damage;
 mod deploy;
 mod history;
 mod honesty;
 mod hostile;
 mod list;
+mod read_only;
 mod refusal;
 mod serve;
 mod sync;

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 mod corrupt;
+mod damage;
 mod meta;
 mod open;
+mod read_only;
 mod records;
 mod scale;
 
@@ -51,7 +53,27 @@ fn options() -> StateOptions {
     }
 }
 
-/// The engine's directory inside a state directory, for tests that plant raw data.
+/// The engine's directory inside a state directory, for tests that plant raw data. Planting
+/// changes the database behind the integrity record's back, which is what damage looks like, so
+/// the record is removed: the state then opens like one from a build that kept none.
 fn raw_db(dir: &Path) -> sled::Db {
+    match std::fs::remove_file(dir.join("INTEGRITY")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+        _ => {}
+    }
     sled::open(dir.join("sled")).unwrap()
+}
+
+/// Every file below `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -219,3 +219,38 @@ fn schema_0_is_migrated() {
     }
     assert_eq!(open(dir.path()).iter().count(), 2);
 }
+
+/// The engine releases its own file lock only when its background writes end, a moment after
+/// the `State` is dropped: a process that closes its state and opens it again at once (a test,
+/// a library user running a sync then a verify) was refused now and then with the engine's
+/// "could not acquire lock". Our own lock already keeps other processes out, so the open waits
+/// for this process's previous instance instead.
+#[test]
+fn opening_again_at_once_in_this_process_is_never_refused() {
+    // Several at once: the engine's writer threads finish later on a busy machine.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                let dir = tempfile::tempdir().unwrap();
+                for round in 0..100u32 {
+                    let state = open(dir.path());
+                    let mut batch = mirror_state::Batch::new();
+                    for i in 0..50u32 {
+                        batch.mark_verified(
+                            &name("a"),
+                            &vers(&format!("{round}.0.{i}")),
+                            &proof(1, 1),
+                        );
+                    }
+                    state.apply(batch).unwrap();
+                    state
+                        .mark_failed(&name("b"), &vers("1.0.0"), ck(2), "k", "m")
+                        .unwrap();
+                    drop(state);
+                }
+                let state = open(dir.path());
+                assert_eq!(state.counts().unwrap().verified, 100 * 50);
+            });
+        }
+    });
+}
