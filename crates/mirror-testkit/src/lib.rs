@@ -17,6 +17,7 @@
 mod cache;
 mod error;
 pub mod git;
+pub mod mirror;
 mod real;
 pub mod server;
 mod synthetic;

@@ -2,5 +2,9 @@
 //! upstream index and mirror in a temp dir.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod engine;
+mod engine_status;
+mod engine_sync;
+mod engine_verify;
 mod publish;
 mod sparse_polite;
