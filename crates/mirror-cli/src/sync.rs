@@ -273,6 +273,9 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
             report.index_versions, report.index_files_read, report.mode, report.selected
         )
     });
+    if let Some(why) = &report.full_reason {
+        line(format!("  compared all: {why}"));
+    }
     if report.added + report.yanked + report.unyanked > 0 {
         line(format!(
             "  upstream:     {} versions added, {} yanked, {} unyanked since the last sync",

@@ -10,6 +10,7 @@ use mirror_index::{
 };
 use mirror_state::{Record, State, Status};
 use mirror_store::Store;
+use rayon::prelude::*;
 
 use crate::download::Work;
 use crate::publish::{InlinePublished, InlinePublisher};
@@ -191,6 +192,9 @@ pub(crate) fn plan(
         known: known.as_mut(),
         diff: diff.as_mut(),
         publisher,
+        pending: Vec::new(),
+        checks: Vec::new(),
+        stat_pool: stat_pool()?,
         failure: None,
         seen: HashSet::new(),
         report,
@@ -214,6 +218,9 @@ pub(crate) fn plan(
             git.read_paths(&tree, &paths, &read_options, &mut |file| planner.file(file))?
         }
     };
+    if planner.failure.is_none() {
+        planner.settle();
+    }
     if let Some(e) = planner.failure.take() {
         return Err(e);
     }
@@ -463,6 +470,51 @@ enum Claim {
     Ask,
 }
 
+/// How many `stat`s of files in place a full compare makes at once: as many as there are
+/// threads to wait for them, so that the system can serve them side by side.
+const STAT_THREADS: usize = 16;
+/// How many `stat`s a planner gathers before making them (in parallel). With about ten versions
+/// an index file at crates.io scale, the index files held meanwhile weigh a few MB.
+const STAT_BATCH: usize = 4096;
+/// How many index files a planner holds at most before it settles them, `stat`s or not.
+const PENDING_FILES: usize = 512;
+
+/// The pool the `stat`s of files in place run on: they wait on the file system (its caches,
+/// or the disk) rather than compute, so more of them than cores is what makes them fast.
+fn stat_pool() -> Result<rayon::ThreadPool, Error> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(STAT_THREADS)
+        .thread_name(|i| format!("mirror-stat-{i}"))
+        .build()
+        .map_err(|e| Error::Task(e.to_string()))
+}
+
+/// An index file read, whose decision waits for the `stat`s of its versions' files.
+struct PendingFile {
+    file: IndexFile,
+    /// Per entry: verified with the line's checksum and, once the checks are settled, in place.
+    listed: Vec<bool>,
+    /// Work was planned for some of its versions already (a download, an adoption, …).
+    needs_work: bool,
+    /// Its checks, in [`Planner::checks`].
+    checks: std::ops::Range<usize>,
+}
+
+/// A version recorded verified with its line's checksum: its file must be in place with its
+/// recorded size for the line to be published as it is (and, when selected, for the version
+/// to count as present rather than drift).
+struct Check {
+    /// The index file, in [`Planner::pending`], and the entry in it.
+    file: usize,
+    entry: usize,
+    size: u64,
+    /// Selected by this run (not a yanked version `--skip-yanked` leaves alone): drift is
+    /// downloaded again.
+    selected: bool,
+    /// What the `stat` found wrong, once made.
+    drift: Option<Drift>,
+}
+
 /// Sorts the entries of each index file into the plan.
 struct Planner<'a> {
     state: &'a State,
@@ -474,6 +526,11 @@ struct Planner<'a> {
     diff: Option<&'a mut Diff>,
     /// Publishes the index files that need no work as they are read (full compares).
     publisher: Option<InlinePublisher<'a>>,
+    /// Index files read whose versions' files are still to be `stat`ed, in reading order.
+    pending: Vec<PendingFile>,
+    /// The `stat`s they wait for.
+    checks: Vec<Check>,
+    stat_pool: rayon::ThreadPool,
     failure: Option<Error>,
     /// For selected mode: the versions read.
     seen: HashSet<Key>,
@@ -502,38 +559,100 @@ impl Planner<'_> {
             .diff
             .as_ref()
             .is_some_and(|d| d.changed.contains(&file.path));
-        let work = |plan: &Plan| {
-            plan.downloads.len() + plan.adopt.len() + plan.changed.len() + plan.drifted.len()
-        };
-        let before = work(&self.plan);
-        let mut listed = Vec::with_capacity(file.entries.len());
-        for entry in &file.entries {
+        let before = self.work_planned();
+        let index = self.pending.len();
+        let first_check = self.checks.len();
+        for (i, entry) in file.entries.iter().enumerate() {
             match self.entry(entry, changed) {
-                Ok(verified) => listed.push(verified),
+                Ok(None) => {}
+                Ok(Some((size, selected))) => self.checks.push(Check {
+                    file: index,
+                    entry: i,
+                    size,
+                    selected,
+                    drift: None,
+                }),
                 Err(e) => {
                     self.failure = Some(e);
                     return;
                 }
             }
         }
-        // A file with work to do is published after the downloads, with what they verified.
-        let needs_work = work(&self.plan) != before;
-        if let Some(publisher) = self.publisher.as_mut() {
-            let result = if needs_work {
-                publisher.defer(&file.path);
-                Ok(())
-            } else {
-                publisher.offer(file, listed)
-            };
-            if let Err(e) = result {
-                self.failure = Some(e);
-            }
+        let needs_work = self.work_planned() != before;
+        self.pending.push(PendingFile {
+            listed: vec![false; file.entries.len()],
+            file,
+            needs_work,
+            checks: first_check..self.checks.len(),
+        });
+        if self.checks.len() >= STAT_BATCH || self.pending.len() >= PENDING_FILES {
+            self.settle();
         }
     }
 
-    /// Sorts one entry into the plan. Returns whether it is verified with its checksum already
-    /// (so it may be published as it is).
-    fn entry(&mut self, entry: &IndexEntry, changed: bool) -> Result<bool, Error> {
+    fn work_planned(&self) -> usize {
+        let plan = &self.plan;
+        plan.downloads.len() + plan.adopt.len() + plan.changed.len() + plan.drifted.len()
+    }
+
+    /// `stat`s the files the pending index files wait for, all at once on the stat pool, then
+    /// decides each file in reading order: its versions present or drifted, and the file
+    /// published now (no work) or after the downloads.
+    fn settle(&mut self) {
+        let (store, pending) = (self.store, &self.pending);
+        let checks = &mut self.checks;
+        self.stat_pool.install(|| {
+            checks.par_iter_mut().for_each(|check| {
+                let entry = &pending[check.file].file.entries[check.entry];
+                check.drift = in_place(store, entry.name(), entry.vers(), check.size);
+            });
+        });
+        let mut checks = std::mem::take(&mut self.checks);
+        for mut file in std::mem::take(&mut self.pending) {
+            for check in &mut checks[file.checks.clone()] {
+                let entry = &file.file.entries[check.entry];
+                match check.drift.take() {
+                    None => {
+                        file.listed[check.entry] = true;
+                        if check.selected {
+                            self.report.already_present += 1;
+                        }
+                    }
+                    Some(drift) if check.selected => {
+                        self.drifted(entry, drift);
+                        file.needs_work = true;
+                    }
+                    // A yanked version `--skip-yanked` does not download again: not listed.
+                    Some(_) => {}
+                }
+            }
+            if self.failure.is_some() {
+                continue;
+            }
+            // A file with work to do is published after the downloads, with what they
+            // verified.
+            if let Some(publisher) = self.publisher.as_mut() {
+                let result = if file.needs_work {
+                    publisher.defer(&file.file.path);
+                    Ok(())
+                } else {
+                    publisher.offer(file.file, file.listed)
+                };
+                if let Err(e) = result {
+                    self.failure = Some(e);
+                }
+            }
+        }
+        // Kept for its capacity.
+        checks.clear();
+        self.checks = checks;
+    }
+
+    /// Sorts one entry into the plan. Returns `Some((size, selected))` when it is recorded
+    /// verified with its checksum and `size` bytes: it is present (and may be published as it
+    /// is) if its file is in place with that size, which [`Planner::settle`] checks; `selected`
+    /// is false for a yanked version `--skip-yanked` leaves alone.
+    fn entry(&mut self, entry: &IndexEntry, changed: bool) -> Result<Option<(u64, bool)>, Error> {
         let report = &mut *self.report;
         report.index_versions += 1;
         let (name, vers) = (entry.name(), entry.vers());
@@ -567,17 +686,15 @@ impl Planner<'_> {
             // Not selected: a version kept from before is published as it is, but only with
             // its file in place (it is not downloaded again: `--skip-yanked` asks for that).
             return Ok(match claimed {
-                Some(Claim::Verified { size }) => self.in_place(name, vers, size).is_none(),
-                _ => false,
+                Some(Claim::Verified { size }) => Some((size, false)),
+                _ => None,
             });
         }
         report.selected += 1;
         let record = match claimed {
             // A full compare's fast path: verified with this checksum, nothing to look up but
             // the file itself.
-            Some(Claim::Verified { size }) => {
-                return Ok(self.present(work(), size));
-            }
+            Some(Claim::Verified { size }) => return Ok(Some((size, true))),
             Some(Claim::Unrecorded) => None,
             _ => match self.state.get(name, vers) {
                 Ok(record) => record,
@@ -596,7 +713,7 @@ impl Planner<'_> {
                 status: Status::Verified { .. },
             }) => {
                 if cksum == *entry.cksum() {
-                    return Ok(self.present(work(), size));
+                    return Ok(Some((size, true)));
                 }
                 self.plan.changed.push((work(), cksum));
             }
@@ -608,49 +725,46 @@ impl Planner<'_> {
                 }
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
-    /// A version recorded verified with its index checksum and `size` bytes: present if its
-    /// file is in place with that size (a `stat`, no hashing: "recorded verified"), else planned
-    /// for a fresh download. Returns whether it is present.
-    fn present(&mut self, work: Work, size: u64) -> bool {
-        match self.in_place(&work.name, &work.vers, size) {
-            None => {
-                self.report.already_present += 1;
-                true
-            }
-            Some(drift) => {
-                tracing::warn!(name = %work.name, vers = %work.vers, "{}", drift.message());
-                match drift {
-                    Drift::Missing => self.report.recorded_missing += 1,
-                    Drift::Size { .. } | Drift::NotAFile => self.report.recorded_wrong_size += 1,
-                }
-                if self.report.drift.len() < DRIFT_SAMPLES {
-                    self.report.drift.push(crate::VersionRef {
-                        name: work.name.to_string(),
-                        vers: work.vers.to_string(),
-                    });
-                }
-                self.plan.drifted.push((work, drift));
-                false
-            }
+    /// A version recorded verified with its index checksum whose file is not in place with
+    /// its recorded size (a `stat`, no hashing: "recorded verified"): planned for a fresh
+    /// download.
+    fn drifted(&mut self, entry: &IndexEntry, drift: Drift) {
+        let (name, vers) = (entry.name(), entry.vers());
+        tracing::warn!(%name, %vers, "{}", drift.message());
+        match drift {
+            Drift::Missing => self.report.recorded_missing += 1,
+            Drift::Size { .. } | Drift::NotAFile => self.report.recorded_wrong_size += 1,
         }
+        if self.report.drift.len() < DRIFT_SAMPLES {
+            self.report.drift.push(crate::VersionRef {
+                name: name.to_string(),
+                vers: vers.to_string(),
+            });
+        }
+        let work = Work {
+            name: name.clone(),
+            vers: vers.clone(),
+            cksum: *entry.cksum(),
+        };
+        self.plan.drifted.push((work, drift));
     }
+}
 
-    /// What is wrong with the file of a version recorded verified with `size` bytes, if
-    /// anything: it must be a regular file (not a symlink) of that size.
-    fn in_place(&self, name: &CrateName, vers: &Version, size: u64) -> Option<Drift> {
-        match std::fs::symlink_metadata(self.store.crate_path(name, vers)) {
-            Ok(meta) if meta.is_file() && meta.len() == size => None,
-            Ok(meta) if meta.is_file() => Some(Drift::Size {
-                found: meta.len(),
-                recorded: size,
-            }),
-            Ok(meta) if !meta.is_dir() => Some(Drift::NotAFile),
-            // A directory where the file belongs is no copy either; the download's rename
-            // fails on it and is reported.
-            _ => Some(Drift::Missing),
-        }
+/// What is wrong with the file of a version recorded verified with `size` bytes, if anything:
+/// it must be a regular file (not a symlink) of that size.
+fn in_place(store: &Store, name: &CrateName, vers: &Version, size: u64) -> Option<Drift> {
+    match std::fs::symlink_metadata(store.crate_path(name, vers)) {
+        Ok(meta) if meta.is_file() && meta.len() == size => None,
+        Ok(meta) if meta.is_file() => Some(Drift::Size {
+            found: meta.len(),
+            recorded: size,
+        }),
+        Ok(meta) if !meta.is_dir() => Some(Drift::NotAFile),
+        // A directory where the file belongs is no copy either; the download's rename fails on
+        // it and is reported.
+        _ => Some(Drift::Missing),
     }
 }

@@ -202,6 +202,9 @@ pub struct SyncReport {
     /// How much of the index was read: `full`, `incremental` (the files changed since the last
     /// synced tree) or `selected` (`--crate`).
     pub mode: String,
+    /// Why every index file was read (`mode` is `full`): `--full`, no synced tree to diff
+    /// against, the index source changed, the periodic compare was due, … (`; `-separated).
+    pub full_reason: Option<String>,
     /// Index files read and parsed.
     pub index_files_read: u64,
     /// Files of the published index (`index/` under the mirror) written by this run.

@@ -134,9 +134,15 @@ pub fn sync(
         let rebuilt = crate::recover::rebuild(&store, &state, options.threads, progress)?;
         report.adopted += rebuilt.records;
     }
-    let (mode, since) = choose_mode(&source, &state, options)?;
+    let Choice {
+        mode,
+        since,
+        source_changed,
+        full_reason,
+    } = choose_mode(&source, &state, options, &src)?;
     report.mode = mode.as_str().to_owned();
-    tracing::info!(mode = mode.as_str(), since = ?since, "planning");
+    tracing::info!(mode = mode.as_str(), since = ?since, why = full_reason.as_deref().unwrap_or_default(), "planning");
+    report.full_reason = full_reason;
     progress.stage(&Stage::Planning);
     let plan = match plan(
         (mode, since),
@@ -187,6 +193,14 @@ pub fn sync(
             .count() as u64;
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
+    }
+    if source_changed && mode == Mode::Full {
+        // Before the new source is recorded: a run killed from here on, whose next run sees
+        // the same source, still compares everything until one full compare ends clean.
+        state.set_meta(
+            meta::FULL_COMPARE_NEEDED,
+            "the index source changed, and no full compare has ended clean since",
+        )?;
     }
     state.set_meta(meta::INDEX_SOURCE, &src)?;
     state.set_meta(meta::DL, dl.as_str())?;
@@ -552,41 +566,100 @@ fn choose_mode(
     source: &Source,
     state: &State,
     options: &SyncOptions,
-) -> Result<(Mode, Option<GitId>), Error> {
+    src: &str,
+) -> Result<Choice, Error> {
     if !options.crates.is_empty() {
-        return Ok((Mode::Selected, None));
+        return Ok(Choice {
+            mode: Mode::Selected,
+            since: None,
+            source_changed: false,
+            full_reason: None,
+        });
+    }
+    // The sync marker says which tree the records match, but only while every run since read
+    // the same index: a run against another source (a directory, a sparse index, another
+    // registry) changes the records without moving the marker, and a diff from it would never
+    // look at what that run took away (a prune) or left behind.
+    let recorded = state.get_meta(meta::INDEX_SOURCE)?;
+    let source_changed = recorded.as_deref().is_some_and(|old| old != src);
+    let mut reasons: Vec<String> = Vec::new();
+    if options.full {
+        reasons.push("--full".to_owned());
     }
     let since = match (state.index_tree()?, source.git_index()) {
         (Some(tree), Some(git)) => match tree.parse::<GitId>() {
             Ok(id) if git.has_tree(&id)? => Some(id),
             Ok(id) => {
                 tracing::warn!(%id, "the last synced tree is gone (a force-push?): comparing everything");
+                reasons.push("the last synced tree is gone".to_owned());
                 None
             }
             Err(e) => {
                 tracing::warn!("ignoring an unreadable last synced tree: {e}");
+                reasons.push("the last synced tree is unreadable".to_owned());
                 None
             }
         },
-        _ => None,
+        (None, Some(_)) => {
+            reasons.push("no synced tree to diff against yet".to_owned());
+            None
+        }
+        (_, None) => {
+            reasons.push("the index is not a git repository".to_owned());
+            None
+        }
     };
-    let mut due = full_compare_due(state, options)?;
+    if source_changed {
+        let why = "the index source changed: comparing everything";
+        tracing::info!(
+            recorded = recorded.as_deref().unwrap_or_default(),
+            now = src,
+            "{why}"
+        );
+        reasons.push("the index source changed".to_owned());
+    }
+    if full_compare_due(state, options)? {
+        reasons.push("the periodic full compare is due".to_owned());
+    }
     if let Some(why) = state.get_meta(meta::FULL_COMPARE_NEEDED)? {
         tracing::info!("comparing everything: {why}");
-        due = true;
+        reasons.push(why);
     }
     if !options.skip_yanked && state.get_meta(meta::MARKER_SKIPPED_YANKED)?.is_some() {
         tracing::info!(
             "comparing everything: the last synced tree was mirrored with --skip-yanked, this run mirrors yanked versions too"
         );
-        due = true;
+        reasons.push(
+            "the last synced tree was mirrored with --skip-yanked, this run mirrors yanked versions too"
+                .to_owned(),
+        );
     }
-    let mode = if since.is_some() && !options.full && !due {
-        Mode::Incremental
+    Ok(if reasons.is_empty() {
+        Choice {
+            mode: Mode::Incremental,
+            since,
+            source_changed,
+            full_reason: None,
+        }
     } else {
-        Mode::Full
-    };
-    Ok((mode, since))
+        Choice {
+            mode: Mode::Full,
+            since,
+            source_changed,
+            full_reason: Some(reasons.join("; ")),
+        }
+    })
+}
+
+/// How a sync reads the index, and why.
+struct Choice {
+    mode: Mode,
+    /// The last synced tree, when it can be diffed against.
+    since: Option<GitId>,
+    /// The index source differs from the one the last sync recorded.
+    source_changed: bool,
+    /// Why a full compare was chosen (for the log and the report).
+    full_reason: Option<String>,
 }
 
 /// Whether the periodic full compare is due: after `full_every_syncs` syncs or

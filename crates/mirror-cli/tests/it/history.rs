@@ -80,8 +80,16 @@ impl Registry {
     /// Writes the tree and the CDN files as they are now, and commits.
     pub(crate) fn commit(&self, message: &str, squash: bool) -> String {
         let tree = self.tree();
-        let _ = std::fs::remove_dir_all(&tree);
-        std::fs::create_dir_all(&tree).unwrap();
+        self.write_tree(&tree);
+        let mut options = CommitOptions::new(message);
+        options.squash = squash;
+        git::write_git_index_with(&tree, &self.bare(), &options).unwrap()
+    }
+
+    /// Writes the index as it is now into the directory `tree` (replacing it), and the CDN files.
+    pub(crate) fn write_tree(&self, tree: &Path) {
+        let _ = std::fs::remove_dir_all(tree);
+        std::fs::create_dir_all(tree).unwrap();
         std::fs::write(
             tree.join("config.json"),
             format!("{{\"dl\":\"{}\"}}", self.server.dl_cdn_template()),
@@ -102,20 +110,21 @@ impl Registry {
             }
             std::fs::write(&path, lines).unwrap();
         }
-        let mut options = CommitOptions::new(message);
-        options.squash = squash;
-        git::write_git_index_with(&tree, &self.bare(), &options).unwrap()
     }
 
     pub(crate) fn sync(&self, extra: &[&str]) -> (Output, Value) {
+        self.sync_from(&format!("file://{}", self.bare().display()), extra)
+    }
+
+    /// `sync --json` from the index source `index`.
+    pub(crate) fn sync_from(&self, index: &str, extra: &[&str]) -> (Output, Value) {
         let dest = self.dest();
-        let index = format!("file://{}", self.bare().display());
         let mut args = vec![
             "sync",
             "--dest",
             dest.to_str().unwrap(),
             "--index",
-            &index,
+            index,
             "--json",
             "--rate",
             "1000",
@@ -552,4 +561,110 @@ fn a_deleted_crate_stays_published_until_prune_whoever_publishes() {
     assert_eq!(s["pruned"], 2, "{s}");
     assert!(published(&reg.dest(), "gone").is_empty());
     assert_eq!(published(&reg.dest(), "keep").len(), 1);
+}
+
+/// A sync from another index source (a directory, a sparse index) changes the records without
+/// moving the git sync marker. Here it prunes versions its index lacks; the next sync from the
+/// git index must compare everything and bring them back, not diff from the marker (which
+/// reads nothing, since the git index did not change).
+#[test]
+fn a_changed_index_source_forces_a_full_compare() {
+    let mut reg = Registry::new();
+    reg.publish("aa", "1.0.0", b"aa 1.0.0");
+    reg.publish("aa", "1.1.0", b"aa 1.1.0");
+    reg.publish("bbb", "0.1.0", b"bbb 0.1.0");
+    reg.publish("cccc", "2.0.0", b"cccc 2.0.0");
+    reg.commit("base", false);
+    let (out, s) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s["downloaded"], 4, "{s}");
+    let (out, s) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s["mode"], "incremental", "{s}");
+    assert_eq!(s["full_reason"], Value::Null, "{s}");
+
+    // A plain directory holding part of the same index: no bbb, and aa without 1.1.0.
+    let full = reg.crates.clone();
+    reg.delete("bbb");
+    reg.crates[0].1.pop();
+    let partial = reg.tmp.path().join("partial");
+    reg.write_tree(&partial);
+    reg.crates = full;
+    let (out, s) = reg.sync_from(partial.to_str().unwrap(), &["--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&s["removed_upstream"], &s["pruned"]),
+        (&2.into(), &2.into()),
+        "{s}"
+    );
+    assert!(!reg.file("aa", "1.1.0").exists() && !reg.file("bbb", "0.1.0").exists());
+    assert!(published(&reg.dest(), "bbb").is_empty());
+
+    // Back to the git index, which has not changed since its marker: a dry run already says
+    // it compares everything, and the sync downloads the pruned versions again.
+    let (out, s) = reg.sync(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&s["mode"], &s["would_download"]),
+        (&"full".into(), &2.into()),
+        "{s}"
+    );
+    let (out, s) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s["mode"], "full", "{s}");
+    assert!(
+        s["full_reason"]
+            .as_str()
+            .unwrap()
+            .contains("the index source changed"),
+        "{s}"
+    );
+    assert!(
+        stderr(&out).contains("compared all: the index source changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        (&s["index_files_read"], &s["downloaded"]),
+        (&3.into(), &2.into()),
+        "{s}"
+    );
+    assert_eq!(std::fs::read(reg.file("aa", "1.1.0")).unwrap(), b"aa 1.1.0");
+    assert_eq!(
+        std::fs::read(reg.file("bbb", "0.1.0")).unwrap(),
+        b"bbb 0.1.0"
+    );
+    assert_eq!(published(&reg.dest(), "aa").len(), 2);
+    assert_eq!(published(&reg.dest(), "bbb").len(), 1);
+    // One clean full compare, and the marker is trusted again.
+    let (out, s) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&s["mode"], &s["index_files_read"]),
+        (&"incremental".into(), &0.into()),
+        "{s}"
+    );
+
+    // The same through the sparse index of the same registry, serving aa without 1.1.0: a
+    // sync of the named crate prunes it; the next git sync compares everything again.
+    reg.crates[0].1.pop();
+    reg.write_tree(&reg.tree());
+    let sparse = format!("sparse+{}", reg.server.index_url());
+    let (out, s) = reg.sync_from(&sparse, &["--crate", "aa", "--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&s["mode"], &s["pruned"]),
+        (&"selected".into(), &1.into()),
+        "{s}"
+    );
+    assert!(!reg.file("aa", "1.1.0").exists());
+    let (out, s) = reg.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&s["mode"], &s["downloaded"]),
+        (&"full".into(), &1.into()),
+        "{s}"
+    );
+    assert_eq!(std::fs::read(reg.file("aa", "1.1.0")).unwrap(), b"aa 1.1.0");
+    assert_eq!(published(&reg.dest(), "aa").len(), 2);
 }
