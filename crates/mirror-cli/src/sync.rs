@@ -329,6 +329,12 @@ fn sync_summary(report: &SyncReport, dest: &std::path::Path) -> String {
         for v in report.drift.iter().take(SHOWN_FAILURES) {
             line(format!("    {} {}", v.name, v.vers));
         }
+        if report.drift_forgotten > 0 {
+            line(format!(
+                "    of which {} yanked, left out by --skip-yanked: no longer recorded, not downloaded",
+                report.drift_forgotten
+            ));
+        }
     }
     if report.checksum_changed > 0 {
         line(format!(

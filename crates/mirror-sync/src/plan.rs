@@ -54,6 +54,10 @@ pub(crate) struct Plan {
     /// Recorded verified with the index checksum, but the file is not in place or does not
     /// have the recorded size: to be recorded failed, quarantined (if there) and downloaded.
     pub(crate) drifted: Vec<(Work, Drift)>,
+    /// The same, for yanked versions `--skip-yanked` leaves out: their records are forgotten
+    /// (the mirror no longer claims them) and, if of another size, their files quarantined,
+    /// but nothing is downloaded.
+    pub(crate) forgotten: Vec<(Work, Drift)>,
     /// Recorded versions the index no longer lists.
     pub(crate) removed: Vec<(CrateName, Version)>,
     /// Tombstoned versions the index lists again.
@@ -619,11 +623,15 @@ impl Planner<'_> {
                         }
                     }
                     Some(drift) if check.selected => {
-                        self.drifted(entry, drift);
+                        self.drifted(entry, drift, true);
                         file.needs_work = true;
                     }
-                    // A yanked version `--skip-yanked` does not download again: not listed.
-                    Some(_) => {}
+                    // A yanked version `--skip-yanked` leaves out: no longer claimed, not
+                    // downloaded again.
+                    Some(drift) => {
+                        self.drifted(entry, drift, false);
+                        file.needs_work = true;
+                    }
                 }
             }
             if self.failure.is_some() {
@@ -730,8 +738,8 @@ impl Planner<'_> {
 
     /// A version recorded verified with its index checksum whose file is not in place with
     /// its recorded size (a `stat`, no hashing: "recorded verified"): planned for a fresh
-    /// download.
-    fn drifted(&mut self, entry: &IndexEntry, drift: Drift) {
+    /// download when `selected`, else for its record to be forgotten.
+    fn drifted(&mut self, entry: &IndexEntry, drift: Drift, selected: bool) {
         let (name, vers) = (entry.name(), entry.vers());
         tracing::warn!(%name, %vers, "{}", drift.message());
         match drift {
@@ -749,7 +757,12 @@ impl Planner<'_> {
             vers: vers.clone(),
             cksum: *entry.cksum(),
         };
-        self.plan.drifted.push((work, drift));
+        if selected {
+            self.plan.drifted.push((work, drift));
+        } else {
+            self.report.drift_forgotten += 1;
+            self.plan.forgotten.push((work, drift));
+        }
     }
 }
 

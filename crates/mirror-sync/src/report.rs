@@ -165,6 +165,9 @@ pub struct SyncReport {
     pub recorded_wrong_size: u64,
     /// The first of the versions behind `recorded_missing` and `recorded_wrong_size`.
     pub drift: Vec<VersionRef>,
+    /// Of those, yanked versions `--skip-yanked` leaves out: their records are forgotten (the
+    /// mirror no longer claims them) and they are not downloaded again.
+    pub drift_forgotten: u64,
     /// Versions downloaded and verified in this run.
     pub downloaded: u64,
     /// Bytes of the versions downloaded in this run.

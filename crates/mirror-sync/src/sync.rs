@@ -214,6 +214,7 @@ pub fn sync(
         adopt,
         changed,
         drifted,
+        forgotten,
         removed,
         restored,
         diff_paths,
@@ -228,6 +229,7 @@ pub fn sync(
                 .chain(&adopt)
                 .chain(changed.iter().map(|(w, _)| w))
                 .chain(drifted.iter().map(|(w, _)| w))
+                .chain(forgotten.iter().map(|(w, _)| w))
                 .map(|w| index_path(&w.name)),
         )
         .chain(removed.iter().chain(&restored).map(|(n, _)| index_path(n)))
@@ -271,6 +273,9 @@ pub fn sync(
             &drift.message(),
         );
     }
+    for (work, _) in &forgotten {
+        marks.remove(&work.name, &work.vers);
+    }
     if !drifted.is_empty() {
         state.set_meta(
             meta::FULL_COMPARE_NEEDED,
@@ -282,6 +287,7 @@ pub fn sync(
         .iter()
         .map(|(w, _)| w)
         .chain(drifted.iter().map(|(w, _)| w))
+        .chain(forgotten.iter().map(|(w, _)| w))
         .map(|w| (w.name.clone(), w.vers.clone()))
         .collect();
     // Not counted in `published_removed`: these files are published again after the downloads
@@ -320,6 +326,14 @@ pub fn sync(
             crate::crash::point("sync-quarantined");
         }
         downloads.push(work);
+    }
+    for (work, drift) in forgotten {
+        if !matches!(drift, Drift::Missing)
+            && let Some(to) = irreversible.quarantine(&work.name, &work.vers, &drift.message())?
+        {
+            tracing::warn!(name = %work.name, vers = %work.vers, to = %to.display(), "quarantined");
+            crate::crash::point("sync-quarantined");
+        }
     }
     report.checksum_changed = report.checksum_changes.len() as u64;
 

@@ -668,3 +668,55 @@ fn a_changed_index_source_forces_a_full_compare() {
     assert_eq!(std::fs::read(reg.file("aa", "1.1.0")).unwrap(), b"aa 1.1.0");
     assert_eq!(published(&reg.dest(), "aa").len(), 2);
 }
+
+/// With `--skip-yanked`, a yanked version recorded verified whose file went missing is no
+/// longer claimed after a full compare (the record is forgotten, its line not published), and
+/// it is not downloaded again; a sync without the flag fetches it.
+#[test]
+fn a_missing_yanked_file_is_no_longer_claimed_with_skip_yanked() {
+    let mut r = Registry::new();
+    r.publish("aa", "1.0.0", b"aa one");
+    r.publish("aa", "1.1.0", b"aa two");
+    r.yank("aa", "1.0.0");
+    r.commit("base", false);
+    let (out, report) = r.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(report["downloaded"], 2, "{report}");
+    assert_eq!(published(&r.dest(), "aa").len(), 2);
+    std::fs::remove_file(r.file("aa", "1.0.0")).unwrap();
+
+    let (out, report) = r.sync(&["--full", "--skip-yanked"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = crate::run(
+        &r.tmp.path().join("cache"),
+        &["status", "--dest", r.dest().to_str().unwrap(), "--json"],
+    );
+    let status: Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&status["verified"], &status["failed"]),
+        (&1.into(), &0.into()),
+        "{status}"
+    );
+    assert_eq!(
+        (
+            &report["recorded_missing"],
+            &report["drift_forgotten"],
+            &report["downloaded"]
+        ),
+        (&1.into(), &1.into(), &0.into()),
+        "{report}"
+    );
+    assert!(!r.file("aa", "1.0.0").exists());
+    let lines = published(&r.dest(), "aa");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["vers"], "1.1.0");
+
+    let (out, report) = r.sync(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        (&report["mode"], &report["downloaded"]),
+        (&"full".into(), &1.into()),
+        "{report}"
+    );
+    assert_eq!(std::fs::read(r.file("aa", "1.0.0")).unwrap(), b"aa one");
+}
