@@ -10,7 +10,7 @@ pub(crate) struct Args {}
 
 pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
     ensure_nginx()?;
-    let root = crate::workspace_root();
+    let root = crate::common::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let steps: [&[&str]; 3] = [
         &["fmt", "--all", "--check"],

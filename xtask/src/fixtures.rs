@@ -53,7 +53,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let out = crate::workspace_root().join(&args.out);
+    let out = crate::common::workspace_root().join(&args.out);
     if let Some(addr) = args.serve {
         return serve_real(&out, addr);
     }
@@ -107,7 +107,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 /// Builds this binary in release and returns its path.
 pub(crate) fn release_binary() -> anyhow::Result<PathBuf> {
-    let root = crate::workspace_root();
+    let root = crate::common::workspace_root();
     eprintln!("==> cargo build --release -p xtask");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)

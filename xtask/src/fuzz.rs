@@ -86,7 +86,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 /// as a Markdown table and the problems found (crash inputs with how to replay them, failed
 /// runs); for `cargo xtask fuzz` and the fuzzing phase of `cargo xtask soak`.
 pub(crate) fn fuzz(target: Option<&str>, seconds: u64) -> anyhow::Result<(String, Vec<String>)> {
-    let root = crate::workspace_root();
+    let root = crate::common::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_cargo_fuzz(&cargo)?;
 

@@ -6,11 +6,12 @@
     reason = "xtask is a command-line tool"
 )]
 
+// Only tests use it: it checks the layering against `cargo metadata`.
+#[cfg(test)]
+mod architecture;
 mod bench;
-mod bench_fetch;
-mod bench_sync;
-mod bench_verify;
 mod ci;
+mod common;
 mod fixtures;
 mod fuzz;
 mod soak;
@@ -47,21 +48,4 @@ fn main() -> anyhow::Result<()> {
         Command::Fuzz(args) => fuzz::run(args),
         Command::Soak(args) => soak::run(args),
     }
-}
-
-/// The workspace root (xtask lives one level below it).
-///
-/// `cargo run` (so `cargo xtask`) says where xtask's manifest is at run time, and the release
-/// children inherit it; the path compiled in is only the fallback. Checkouts of the workspace
-/// that share one target directory share the built binary too, and the compiled-in path is then
-/// whichever checkout built it last.
-fn workspace_root() -> std::path::PathBuf {
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
-        || env!("CARGO_MANIFEST_DIR").into(),
-        std::path::PathBuf::from,
-    );
-    manifest_dir
-        .parent()
-        .expect("xtask sits inside the workspace")
-        .to_path_buf()
 }

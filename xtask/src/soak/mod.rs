@@ -53,7 +53,7 @@ use mirror_testkit::{RealRegistry, RealRegistryOptions, real_registry};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use crate::bench_verify::Rng;
+use crate::common::Rng;
 
 mod corrupt;
 mod doc;
@@ -211,7 +211,7 @@ struct Figures {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let root = crate::workspace_root();
+    let root = crate::common::workspace_root();
     let exe = debug_cli(&root)?;
     let work = tempfile::Builder::new()
         .prefix("mirror-soak-")
@@ -362,7 +362,7 @@ fn debug_cli(root: &Path) -> anyhow::Result<PathBuf> {
         status.success(),
         "cargo build -p mirror-cli failed ({status})"
     );
-    Ok(crate::bench::target_dir(root)
+    Ok(crate::common::target_dir(root)
         .join("debug")
         .join("mirror-cli"))
 }

@@ -27,11 +27,12 @@ use mirror_testkit::git;
 use mirror_testkit::server::{RegistryOptions, TestServer};
 use sha2::{Digest as _, Sha256};
 
-use crate::bench_verify::Rng;
+use super::common;
+use crate::common::Rng;
 
 /// Arguments of `cargo xtask bench sync`.
 #[derive(clap::Args)]
-pub(crate) struct SyncArgs {
+pub(super) struct SyncArgs {
     /// The fixtures directory (`cargo xtask fixtures --out`), relative to the workspace root.
     #[arg(long, default_value = "target/fixtures")]
     fixtures: PathBuf,
@@ -109,7 +110,7 @@ struct Setup {
     threads: usize,
 }
 
-pub(crate) fn run(args: SyncArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: SyncArgs) -> anyhow::Result<()> {
     match args.in_release {
         Some(step) => child(step, &args),
         None => parent(&args),
@@ -120,7 +121,7 @@ pub(crate) fn run(args: SyncArgs) -> anyhow::Result<()> {
 // The parent: set up, run every step in a child, report.
 
 fn parent(args: &SyncArgs) -> anyhow::Result<()> {
-    let root = crate::workspace_root();
+    let root = crate::common::workspace_root();
     let fixture = root.join(&args.fixtures).join("synthetic");
     let summary_path = fixture.join("summary.json");
     let summary: serde_json::Value = match std::fs::read(&summary_path) {
@@ -137,7 +138,7 @@ fn parent(args: &SyncArgs) -> anyhow::Result<()> {
             summary_path.display()
         );
     };
-    let work = crate::bench::target_dir(&root).join("bench").join("sync");
+    let work = crate::common::target_dir(&root).join("bench").join("sync");
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     // Measurements of a debug build would say nothing. The release binary is copied at once:
     // other checkouts sharing the target directory may build theirs over it meanwhile.
@@ -249,7 +250,7 @@ fn parent(args: &SyncArgs) -> anyhow::Result<()> {
     );
     println!("{report}");
     if !args.no_docs {
-        crate::bench::write_section("sync", &section(args, &report))?;
+        common::write_section("sync", &section(args, &report))?;
     }
     Ok(())
 }
@@ -444,7 +445,7 @@ fn make_commits(setup: &Setup, upstream: &Path, args: &SyncArgs) -> anyhow::Resu
         commits.largest.push(largest);
     }
     // The new files' pages would be written back during the timed runs.
-    crate::bench_fetch::sync();
+    common::sync();
     std::fs::write(
         setup.work.join("changes.json"),
         serde_json::to_vec(&serde_json::json!({
@@ -671,7 +672,7 @@ fn child(step: Step, args: &SyncArgs) -> anyhow::Result<()> {
         "file://{}",
         std::fs::canonicalize(work.join("upstream.git"))?.display()
     );
-    let sampler = crate::bench::AnonSampler::start();
+    let sampler = common::AnonSampler::start();
     let started = Instant::now();
     let (report, stages, wall) = match step {
         Step::Seed => {
@@ -732,7 +733,7 @@ fn child(step: Step, args: &SyncArgs) -> anyhow::Result<()> {
         }
     };
     let peak_anon_kb = sampler.stop();
-    let peak_rss_kb = crate::bench::vm_hwm_kb();
+    let peak_rss_kb = common::vm_hwm_kb();
     if step == Step::Incremental {
         undo_incremental(&work, &args.fixtures, args.run)?;
     }
@@ -1036,8 +1037,8 @@ fn report(
 
 /// The sync section of docs/benchmarks.md, without its markers.
 fn section(args: &SyncArgs, report: &str) -> String {
-    let date = crate::bench::today();
-    let machine = crate::bench::machine();
+    let date = common::today();
+    let machine = common::machine();
     let mut command = format!("cargo xtask bench sync --runs {}", args.runs.max(1));
     if args.changed != 1000 {
         command.push_str(&format!(" --changed {}", args.changed));

@@ -26,11 +26,11 @@ use mirror_index::{Checksum, DlTemplate, index_path};
 use mirror_store::Store;
 use sha2::{Digest as _, Sha256};
 
-use crate::bench_verify::{CrateFile, parse_manifest};
+use super::common::{self, CrateFile, clock_ticks, parse_manifest, self_cpu, sync, tool_version};
 
 /// Arguments of `cargo xtask bench fetch`.
 #[derive(clap::Args)]
-pub(crate) struct FetchArgs {
+pub(super) struct FetchArgs {
     /// How many synthetic `.crate` files to download.
     #[arg(long, default_value_t = 20_000)]
     files: usize,
@@ -98,7 +98,7 @@ const CONTACT: &str = "bench@localhost";
 /// `mirror-cli sync --rate`: high enough that the rate limit never waits.
 const NO_RATE_LIMIT: &str = "1000000";
 
-pub(crate) fn run(args: FetchArgs) -> anyhow::Result<()> {
+pub(super) fn run(args: FetchArgs) -> anyhow::Result<()> {
     if let Some(cdn) = &args.serve_testkit {
         return serve_testkit(cdn);
     }
@@ -107,7 +107,7 @@ pub(crate) fn run(args: FetchArgs) -> anyhow::Result<()> {
     }
     // Measurements of a debug build would say nothing; build and re-run ourselves in release.
     let exe = crate::fixtures::release_binary()?;
-    let root = crate::workspace_root();
+    let root = crate::common::workspace_root();
     let mut command = Command::new(&exe);
     command
         .args(["bench", "fetch", "--in-release", "--files"])
@@ -215,8 +215,8 @@ struct Setup<'a> {
 fn bench(args: &FetchArgs) -> anyhow::Result<()> {
     let jobs = args.jobs.max(1);
     let runs = args.runs.max(1);
-    let root = crate::workspace_root();
-    let bench_dir = crate::bench::target_dir(&root).join("bench");
+    let root = crate::common::workspace_root();
+    let bench_dir = crate::common::target_dir(&root).join("bench");
     let cdn = bench_dir.join("fetch-cdn");
     let index = bench_dir.join("fetch-index");
     let shm = Path::new("/dev/shm");
@@ -233,7 +233,7 @@ fn bench(args: &FetchArgs) -> anyhow::Result<()> {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    let cli = crate::bench_verify::release_cli(&root)?;
+    let cli = common::release_cli(&root)?;
 
     let started = Instant::now();
     let large = args
@@ -360,7 +360,7 @@ fn bench(args: &FetchArgs) -> anyhow::Result<()> {
     let label = server.label.clone();
     drop(server);
     if !args.no_docs {
-        crate::bench::write_section(
+        common::write_section(
             "fetch",
             &section(args, jobs, runs, &label, &curl_version, out_desc, &report),
         )?;
@@ -485,8 +485,8 @@ fn section(
     out_desc: &str,
     report: &str,
 ) -> String {
-    let date = crate::bench::today();
-    let machine = crate::bench::machine();
+    let date = common::today();
+    let machine = common::machine();
     let mut command = format!(
         "cargo xtask bench fetch --files {} --jobs {jobs} --runs {runs}",
         args.files
@@ -590,8 +590,8 @@ fn cdn_tree(cdn: &Path, count: usize, large: usize, seed: u64) -> anyhow::Result
     if cdn.exists() {
         std::fs::remove_dir_all(cdn).with_context(|| format!("removing {}", cdn.display()))?;
     }
-    let plan = crate::bench_verify::plan(count, large, seed)?;
-    let sums = crate::bench_verify::write_files(&plan, seed, &|name, vers| {
+    let plan = common::plan(count, large, seed)?;
+    let sums = common::write_files(&plan, seed, &|name, vers| {
         cdn.join(format!("crates/{name}/{name}-{vers}.crate"))
     })?;
     let mut text = format!("{header}\n");
@@ -925,83 +925,7 @@ fn profile(args: &FetchArgs, setup: &Setup<'_>, out_dir: &Path) -> anyhow::Resul
     if !status.success() {
         bail!("perf record failed ({status})");
     }
-    crate::bench_verify::print_perf_report(&data)
-}
-
-/// CPU seconds (user + system) of this process, and of its waited-for children.
-pub(crate) fn self_cpu(ticks: f64) -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces), from the state (field 3) on.
-    let fields: Vec<f64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0.0))
-        .collect();
-    let field = |n: usize| fields.get(n - 3).copied().unwrap_or(0.0) / ticks;
-    (field(14) + field(15), field(16) + field(17))
-}
-
-/// Clock ticks per second, for /proc times.
-pub(crate) fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// Writes dirty pages back, so that one run's writes do not slow the next.
-pub(crate) fn sync() {
-    let _ = Command::new("sync").status();
-}
-
-/// The first line of `tool args`, or `None` when it cannot run (after installing `package` with
-/// apt-get, with `apt`).
-pub(crate) fn tool_version(
-    apt: bool,
-    tool: &str,
-    args: &[&str],
-    package: &str,
-) -> anyhow::Result<Option<String>> {
-    let version = || {
-        Command::new(tool)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| {
-                // nginx prints its version on stderr.
-                let text = if o.stdout.is_empty() {
-                    o.stderr
-                } else {
-                    o.stdout
-                };
-                String::from_utf8_lossy(&text)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned()
-            })
-    };
-    if let Some(v) = version() {
-        return Ok(Some(v));
-    }
-    if apt {
-        eprintln!("==> apt-get install -y {package}");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-qq", package])
-            .status()
-            .context("running apt-get")?;
-        if !status.success() {
-            bail!("apt-get install -y {package} failed ({status})");
-        }
-    }
-    Ok(version())
+    common::print_perf_report(&data)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,24 +8,22 @@
 //! in this process, which lets go of it before the CLI runs (the CLI takes the state's lock). The
 //! files are reused while `manifest.tsv` says they were made from the same parameters.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use mirror_index::{Checksum, CrateName, Version};
 use mirror_state::{Batch, Record, State, StateOptions, Status};
 use mirror_store::Store;
-use sha2::{Digest as _, Sha256};
 
-use crate::bench_fetch::{clock_ticks, self_cpu, sync, tool_version};
+use super::common::{
+    self, CrateFile, clock_ticks, parse_manifest, plan, print_perf_report, release_cli, self_cpu,
+    sync, tool_version, write_files,
+};
 
 /// Arguments of `cargo xtask bench verify`.
 #[derive(clap::Args)]
-pub(crate) struct VerifyArgs {
+pub(super) struct VerifyArgs {
     /// How many `.crate` files the mirror holds.
     #[arg(long, default_value_t = 20_000)]
     files: usize,
@@ -64,14 +62,6 @@ const SEED_CHUNK: usize = 4096;
 /// The buffer size `openssl speed` hashes: large enough that per-call costs vanish.
 const OPENSSL_BYTES: usize = 1 << 20;
 
-/// One synthetic `.crate` file (of `bench verify`'s mirror and `bench fetch`'s CDN tree).
-pub(crate) struct CrateFile {
-    pub(crate) name: CrateName,
-    pub(crate) vers: Version,
-    pub(crate) size: u64,
-    pub(crate) cksum: Checksum,
-}
-
 /// What one run of a command measured.
 #[derive(Clone, Copy, Debug)]
 struct Measure {
@@ -93,9 +83,11 @@ struct Openssl {
     version: String,
 }
 
-pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let root = crate::workspace_root();
-    let work = crate::bench::target_dir(&root).join("bench").join("verify");
+pub(super) fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let root = crate::common::workspace_root();
+    let work = crate::common::target_dir(&root)
+        .join("bench")
+        .join("verify");
     let mirror = work.join("mirror");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = if args.threads == 0 {
@@ -222,7 +214,7 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<()> {
             .rsplit(' ')
             .next()
             .map_or(sha256sum.clone(), |v| format!("GNU coreutils {v}"));
-        crate::bench::write_section(
+        common::write_section(
             "verify",
             &section(&args, runs, &sha_version, &speed, &report),
         )?;
@@ -233,124 +225,8 @@ pub(crate) fn run(args: VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds `mirror-cli` in release and returns the path of a private copy of it
-/// (`target/bench/bin/`): worktrees that share one target directory would otherwise swap the
-/// binary under a running benchmark when they build.
-pub(crate) fn release_cli(root: &Path) -> anyhow::Result<PathBuf> {
-    eprintln!("==> cargo build --release -p mirror-cli");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "-p", "mirror-cli"])
-        .current_dir(root)
-        .status()
-        .context("running cargo build --release")?;
-    if !status.success() {
-        bail!("cargo build --release -p mirror-cli failed ({status})");
-    }
-    let target = crate::bench::target_dir(root);
-    let built = target.join("release").join("mirror-cli");
-    let bin = target.join("bench").join("bin");
-    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
-    // Copies of benchmarks that are no longer running are garbage.
-    for entry in std::fs::read_dir(&bin)?.flatten() {
-        let name = entry.file_name();
-        if let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("mirror-cli-"))
-            && !Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    let copy = bin.join(format!("mirror-cli-{}", std::process::id()));
-    std::fs::copy(&built, &copy)
-        .with_context(|| format!("copying {} to {}", built.display(), copy.display()))?;
-    Ok(copy)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The mirror.
-
-/// SplitMix64: small, fast and the same everywhere, so the tree depends only on the seed.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Log-uniform in [lo, hi).
-    pub(crate) fn log_uniform(&mut self, lo: f64, hi: f64) -> u64 {
-        (lo * (hi / lo).powf(self.unit())) as u64
-    }
-}
-
-/// The size of file `i` of `count`, `large` of which are 2–8 MB, spread evenly.
-fn size_of(i: usize, count: usize, large: usize, rng: &mut Rng) -> u64 {
-    if let Some(stride) = count.checked_div(large)
-        && i % stride == stride / 2
-        && i / stride < large
-    {
-        return rng.log_uniform(2e6, 8e6);
-    }
-    let class = rng.unit();
-    if class < 0.75 {
-        rng.log_uniform(2e3, 40e3)
-    } else if class < 0.97 {
-        rng.log_uniform(40e3, 400e3)
-    } else {
-        rng.log_uniform(400e3, 2e6)
-    }
-}
-
-/// The names, versions and sizes of the mirror's files, from the seed: crates of 1–29 versions
-/// with random lowercase names (so they spread over the `{ab}/{cd}` directories as real names
-/// do), numbered to keep them unique.
-pub(crate) fn plan(
-    count: usize,
-    large: usize,
-    seed: u64,
-) -> anyhow::Result<Vec<(CrateName, Version, u64)>> {
-    let mut rng = Rng(seed);
-    let mut out = Vec::with_capacity(count);
-    let mut krate = 0usize;
-    while out.len() < count {
-        let len = 3 + (rng.next_u64() % 8) as usize;
-        let letters: String = (0..len)
-            .map(|_| char::from(b'a' + (rng.next_u64() % 26) as u8))
-            .collect();
-        let name = CrateName::new(&format!("{letters}-{krate}"))?;
-        krate += 1;
-        let versions = rng.log_uniform(1.0, 30.0).max(1);
-        for v in 0..versions {
-            if out.len() == count {
-                break;
-            }
-            let vers = Version::new(&format!("{}.{}.{}", v / 100, v / 10 % 10, v % 10))?;
-            let size = size_of(out.len(), count, large, &mut rng);
-            out.push((name.clone(), vers, size));
-        }
-    }
-    Ok(out)
-}
-
-/// The random bytes of file `i`, like the gzip stream of a real `.crate`.
-pub(crate) fn content(seed: u64, i: usize, size: u64, body: &mut Vec<u8>) {
-    let mut rng = Rng(seed ^ (i as u64).wrapping_mul(0xa076_1d64_78bd_642f));
-    body.clear();
-    body.reserve(size as usize);
-    while (body.len() as u64) < size {
-        body.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    body.truncate(size as usize);
-}
 
 /// The mirror's files: reused when `manifest.tsv` says they were made from the same parameters
 /// and every file has its size, made again otherwise (on every core).
@@ -398,78 +274,6 @@ fn mirror_files(
     }
     std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))?;
     Ok(files)
-}
-
-/// Writes file `i` of `plan` (its random bytes from `seed`, see [`content`]) at
-/// `path_of(name, vers)`, creating directories, on every core. Returns their SHA-256s in order.
-pub(crate) fn write_files(
-    plan: &[(CrateName, Version, u64)],
-    seed: u64,
-    path_of: &(dyn Fn(&CrateName, &Version) -> PathBuf + Sync),
-) -> anyhow::Result<Vec<Checksum>> {
-    let sums: Vec<Mutex<Option<Checksum>>> = (0..plan.len()).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let error = Mutex::new(None);
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut body = Vec::new();
-                let result = (|| -> anyhow::Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((name, vers, size)) = plan.get(i) else {
-                            return Ok(());
-                        };
-                        content(seed, i, *size, &mut body);
-                        let path = path_of(name, vers);
-                        let dir = path.parent().expect("a crate file has a directory");
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("creating {}", dir.display()))?;
-                        std::fs::write(&path, &body)
-                            .with_context(|| format!("writing {}", path.display()))?;
-                        *sums[i].lock().expect("no panics while holding it") =
-                            Some(Checksum::from_bytes(Sha256::digest(&body).into()));
-                    }
-                })();
-                if let Err(e) = result {
-                    *error.lock().expect("no panics while holding it") = Some(e);
-                    // Stop the others early.
-                    next.store(usize::MAX / 2, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    if let Some(e) = error.into_inner().expect("no panics while holding it") {
-        return Err(e);
-    }
-    Ok(sums
-        .into_iter()
-        .map(|sum| {
-            sum.into_inner()
-                .expect("no panics while holding it")
-                .expect("every file was written")
-        })
-        .collect())
-}
-
-/// Reads a `manifest.tsv` of synthetic files: name, version, size and SHA-256 per line.
-pub(crate) fn parse_manifest(text: &str) -> anyhow::Result<Vec<CrateFile>> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|line| {
-            let fields: Vec<&str> = line.split('\t').collect();
-            let [name, vers, size, cksum] = fields[..] else {
-                bail!("bad manifest line {line:?}");
-            };
-            Ok(CrateFile {
-                name: name.parse()?,
-                vers: vers.parse()?,
-                size: size.parse()?,
-                cksum: cksum.parse()?,
-            })
-        })
-        .collect()
 }
 
 /// Records every file as verified, with its real checksum and size, in a fresh state (what a
@@ -811,8 +615,8 @@ fn section(
     speed: &Openssl,
     report: &str,
 ) -> String {
-    let date = crate::bench::today();
-    let machine = crate::bench::machine();
+    let date = common::today();
+    let machine = common::machine();
     let mut command = format!(
         "cargo xtask bench verify --files {} --runs {runs}",
         args.files
@@ -895,37 +699,4 @@ fn profile(args: &VerifyArgs, exe: &Path, mirror: &Path, work: &Path) -> anyhow:
         bail!("perf record failed ({status})");
     }
     print_perf_report(&data)
-}
-
-/// Prints where a `perf record` spent its time: by binary or library, then by function.
-pub(crate) fn print_perf_report(data: &Path) -> anyhow::Result<()> {
-    for sort in ["dso", "dso,symbol"] {
-        let output = Command::new("perf")
-            .args([
-                "report",
-                "--stdio",
-                "--no-children",
-                "-g",
-                "none",
-                "--percent-limit",
-                "0.5",
-            ])
-            .args(["--sort", sort, "-i"])
-            .arg(data)
-            .stderr(Stdio::null())
-            .output()
-            .context("running perf report")?;
-        let text = String::from_utf8_lossy(&output.stdout);
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "perf report --sort {sort}:")?;
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        {
-            // perf pads its columns to the terminal's width, and ends with empty ones.
-            writeln!(stdout, "{}", line.trim_end().trim_end_matches([' ', '-']))?;
-        }
-        writeln!(stdout)?;
-    }
-    Ok(())
 }
